@@ -1,0 +1,454 @@
+"""Case state changes. Every change goes through here and writes its timeline
+event, its outbox rows and its deadline steps in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import directory
+from app.errors import Conflict
+from app.models import (
+    ACTIVE_STATUSES,
+    Case,
+    CaseEvent,
+    CaseParticipant,
+    Member,
+    Region,
+    ScheduledStep,
+)
+from app.outbox import PRIORITY_NORMAL, PRIORITY_URGENT, enqueue
+from app.runtime import Runtime
+from routing.policy import deadlines_for
+from sms.phones import mask_phone
+from sms.templates import word
+
+LEVELS = ("grid", "town", "county", "city")
+LIVE_STATUSES = (*ACTIVE_STATUSES, "resolved")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it, and through which channel (sms, api, system)."""
+
+    name: str
+    channel: str
+    phone: str | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(name="system", channel="system")
+
+    @classmethod
+    def sms(cls, phone: str) -> Actor:
+        return cls(name=mask_phone(phone), channel="sms", phone=phone)
+
+
+@dataclass
+class Ctx:
+    """One unit of work: the session, the runtime and the moment it happens."""
+
+    session: Session
+    rt: Runtime
+    now: datetime
+    inbound_id: int | None = None
+
+    @property
+    def locale(self) -> str:
+        return self.rt.settings.locale
+
+    def send(self, case: Case | None, to: str, template: str, **params: Any) -> None:
+        priority = PRIORITY_URGENT if case is not None and case.priority != "normal" else PRIORITY_NORMAL
+        enqueue(
+            self.session,
+            to=to,
+            template=template,
+            params=params,
+            locale=self.locale,
+            now=self.now,
+            case_id=case.id if case is not None else None,
+            inbound_id=self.inbound_id,
+            priority=priority,
+        )
+
+
+def record(ctx: Ctx, case: Case, kind: str, actor: Actor, **detail: Any) -> CaseEvent:
+    event = CaseEvent(
+        case_id=case.id, at=ctx.now, kind=kind, actor=actor.name, channel=actor.channel, detail=detail
+    )
+    ctx.session.add(event)
+    case.updated_at = ctx.now
+    return event
+
+
+# ---------------------------------------------------------------- codes
+
+
+def _code_width(session: Session) -> int:
+    live = session.scalar(select(func.count()).where(Case.open_code.is_not(None))) or 0
+    # Keep codes short while they are easy to find: widen well before a width fills up.
+    for width in (4, 5, 6):
+        if live < 9 * 10 ** (width - 1) // 3:
+            return width
+    return 6
+
+
+def assign_code(session: Session, case: Case, *, rng: random.Random | None = None) -> None:
+    """Give `case` a code unique among live cases.
+
+    Candidates are checked first; the unique constraint on `open_code` is what
+    guarantees it against a concurrent worker, so a collision retries.
+    """
+    rng = rng or random.SystemRandom()
+    for _ in range(20):
+        width = _code_width(session)
+        low, high = 10 ** (width - 1), 10**width - 1
+        candidates = {str(rng.randint(low, high)) for _ in range(8)}
+        used = set(session.scalars(select(Case.open_code).where(Case.open_code.in_(candidates))))
+        free = sorted(candidates - used)
+        if not free:
+            continue
+        code = rng.choice(free)
+        try:
+            with session.begin_nested():
+                case.code = code
+                case.open_code = code
+                session.flush()
+            return
+        except IntegrityError:
+            continue
+    raise Conflict("could not allocate a case code")
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def live_case_by_code(session: Session, code: str) -> Case | None:
+    return session.scalar(select(Case).where(Case.open_code == code.lstrip("#")))
+
+
+def active_case_of_resident(session: Session, phone: str) -> Case | None:
+    return session.scalar(
+        select(Case)
+        .where(Case.resident_phone == phone, Case.status.in_(ACTIVE_STATUSES))
+        .order_by(Case.id.desc())
+        .limit(1)
+    )
+
+
+def resolved_case_of_resident(session: Session, phone: str) -> Case | None:
+    return session.scalar(
+        select(Case)
+        .where(Case.resident_phone == phone, Case.status == "resolved")
+        .order_by(Case.resolved_at.desc(), Case.id.desc())
+        .limit(1)
+    )
+
+
+def cases_of_participant(session: Session, phone: str) -> list[Case]:
+    return list(
+        session.scalars(
+            select(Case)
+            .join(CaseParticipant, CaseParticipant.case_id == Case.id)
+            .where(CaseParticipant.phone == phone, Case.status.in_(("open", "claimed")))
+            .order_by(Case.id)
+        )
+    )
+
+
+def participant_phones(session: Session, case: Case, *, level: str | None = None) -> list[str]:
+    stmt = select(CaseParticipant.phone).where(CaseParticipant.case_id == case.id)
+    if level is not None:
+        stmt = stmt.where(CaseParticipant.level == level)
+    return list(session.scalars(stmt.order_by(CaseParticipant.id)))
+
+
+def is_participant(session: Session, case: Case, phone: str) -> bool:
+    return (
+        session.scalar(
+            select(CaseParticipant.id).where(
+                CaseParticipant.case_id == case.id, CaseParticipant.phone == phone
+            )
+        )
+        is not None
+    )
+
+
+def add_participants(ctx: Ctx, case: Case, phones: list[str], *, reason: str) -> list[str]:
+    """Add phones to the case; returns those that were not on it yet."""
+    existing = set(participant_phones(ctx.session, case))
+    added = []
+    for phone in phones:
+        if phone in existing:
+            continue
+        existing.add(phone)
+        ctx.session.add(
+            CaseParticipant(case_id=case.id, phone=phone, reason=reason, level=case.level, added_at=ctx.now)
+        )
+        added.append(phone)
+    ctx.session.flush()
+    return added
+
+
+def display_name(session: Session, phone: str, locale: str) -> str:
+    return directory.member_name(session, phone) or mask_phone(phone)
+
+
+def team_name(case: Case, locale: str) -> str:
+    if case.grid is None:
+        return word("office", locale)
+    return word("team", locale, grid=case.grid.name)
+
+
+def resident_label(ctx: Ctx, case: Case) -> str:
+    from app.models import Resident
+
+    resident = ctx.session.get(Resident, case.resident_id) if case.resident_id else None
+    phone = mask_phone(case.resident_phone)
+    if resident is not None and resident.name:
+        return word("resident_named", ctx.locale, name=resident.name, phone=phone)
+    return word("resident", ctx.locale, phone=phone)
+
+
+# ---------------------------------------------------------------- steps
+
+
+def schedule(ctx: Ctx, case: Case, kind: str, due_at: datetime) -> None:
+    ctx.session.add(ScheduledStep(case_id=case.id, kind=kind, due_at=due_at))
+
+
+def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
+    stmt = (
+        update(ScheduledStep)
+        .where(ScheduledStep.case_id == case.id, ScheduledStep.done_at.is_(None))
+        .values(done_at=ctx.now, outcome="cancelled")
+    )
+    if kinds:
+        stmt = stmt.where(ScheduledStep.kind.in_(kinds))
+    ctx.session.execute(stmt, execution_options={"synchronize_session": False})
+
+
+def start_clock(ctx: Ctx, case: Case) -> None:
+    """(Re)start the claim and resolution deadlines from now."""
+    policy = ctx.rt.policies.policies.get(case.priority) or ctx.rt.policies.policies["normal"]
+    due = deadlines_for(policy, opened_at=ctx.now)
+    case.claim_due_at = due.claim_due_at
+    case.escalate_due_at = due.escalate_due_at
+    case.resolve_due_at = due.resolve_due_at
+    cancel_steps(ctx, case)
+    schedule(ctx, case, "claim_overdue", due.claim_due_at)
+    schedule(ctx, case, "escalate", due.escalate_due_at)
+    schedule(ctx, case, "resolve_overdue", due.resolve_due_at)
+
+
+# ---------------------------------------------------------------- transitions
+
+
+def set_location(case: Case, grid: Region) -> None:
+    case.grid = grid
+    case.grid_id = grid.id
+    town = directory.ancestor_at(grid, "town")
+    county = directory.ancestor_at(grid, "county")
+    case.town = town
+    case.town_id = town.id if town else None
+    case.county = county
+    case.county_id = county.id if county else None
+
+
+def forward_to_grid(ctx: Ctx, case: Case, *, text: str) -> list[str]:
+    """Send the case to the grid's on-shift members (all of them if no shift covers now)."""
+    assert case.grid is not None
+    members, from_roster = directory.on_duty(ctx.session, case.grid, now=ctx.now, tz=ctx.rt.settings.tz)
+    phones = [m.phone for m in members]
+    add_participants(ctx, case, phones, reason="forwarded" if from_roster else "team")
+    who = resident_label(ctx, case)
+    for phone in phones:
+        ctx.send(case, phone, "forward", code=case.code, who=who, text=text)
+    record(
+        ctx,
+        case,
+        "forwarded",
+        Actor.system(),
+        grid=case.grid.code,
+        to=[mask_phone(p) for p in phones],
+        roster="on shift" if from_roster else "no shift covers now: whole team",
+    )
+    return phones
+
+
+def route(ctx: Ctx, case: Case, grid: Region, *, method: str, evidence: dict[str, Any], text: str) -> None:
+    """Place an opened case in a grid, start its clock and forward it."""
+    set_location(case, grid)
+    case.routing_method = method
+    case.routing_evidence = {"method": method, **evidence}
+    case.status = "open"
+    case.level = "grid"
+    record(ctx, case, "routed", Actor.system(), grid=grid.code, method=method, **evidence)
+    start_clock(ctx, case)
+    forward_to_grid(ctx, case, text=text)
+    ctx.send(case, case.resident_phone, "ack", code=case.code, team=team_name(case, ctx.locale))
+
+
+def claim(ctx: Ctx, case: Case, actor: Actor, *, quiet: bool = False) -> None:
+    if case.status != "open":
+        raise Conflict(f"case #{case.code} is {case.status}")
+    assert actor.phone is not None or actor.channel != "sms"
+    case.status = "claimed"
+    case.claimed_by = actor.phone or actor.name
+    case.claimed_at = ctx.now
+    cancel_steps(ctx, case, "claim_overdue", "escalate")
+    record(ctx, case, "claimed", actor, level=case.level)
+    name = display_name(ctx.session, case.claimed_by, ctx.locale)
+    for phone in participant_phones(ctx.session, case):
+        if phone != case.claimed_by:
+            ctx.send(case, phone, "claimed_notice", code=case.code, name=name)
+    if actor.phone and not quiet:
+        ctx.send(case, actor.phone, "claimed_ok", code=case.code)
+    if not quiet:
+        ctx.send(
+            case, case.resident_phone, "claimed_resident",
+            code=case.code, team=team_name(case, ctx.locale), name=name,
+        )
+
+
+def relay(ctx: Ctx, case: Case, actor: Actor, *, text: str) -> None:
+    """A team member's answer, sent to the resident from the hotline number."""
+    if case.status not in ("open", "claimed", "resolved"):
+        raise Conflict(f"case #{case.code} is {case.status}")
+    if case.status == "open":
+        # Answering the resident is taking the case: stop the claim deadline.
+        claim(ctx, case, actor, quiet=True)
+    record(ctx, case, "relayed", actor, text=text)
+    ctx.send(case, case.resident_phone, "relay_resident",
+             code=case.code, team=team_name(case, ctx.locale), text=text)
+
+
+def resolve(ctx: Ctx, case: Case, actor: Actor, *, note: str) -> None:
+    if case.status not in ("open", "claimed"):
+        raise Conflict(f"case #{case.code} is {case.status}")
+    if case.status == "open":
+        case.claimed_by = actor.phone or actor.name
+        case.claimed_at = ctx.now
+    case.status = "resolved"
+    case.resolved_at = ctx.now
+    cancel_steps(ctx, case)
+    schedule(ctx, case, "rating_close", ctx.now + ctx.rt.rating_window)
+    record(ctx, case, "resolved", actor, note=note)
+    shown = note or "—"
+    ctx.send(case, case.resident_phone, "resolved_resident", code=case.code, note=shown)
+    if actor.phone:
+        ctx.send(case, actor.phone, "resolved_ok", code=case.code)
+
+
+def next_level(level: str) -> str | None:
+    index = LEVELS.index(level)
+    return LEVELS[index + 1] if index + 1 < len(LEVELS) else None
+
+
+def office_for(case: Case, level: str) -> Region | None:
+    if level == "town":
+        return case.town
+    if level == "county":
+        return case.county
+    return None
+
+
+def escalate(ctx: Ctx, case: Case, actor: Actor, *, reason: str, to_level: str | None = None) -> None:
+    """Move the case up the ladder; the office there is texted and must claim it."""
+    if case.status not in ("open", "claimed"):
+        raise Conflict(f"case #{case.code} is {case.status}")
+    target = to_level or next_level(case.level)
+    if target is None or LEVELS.index(target) <= LEVELS.index(case.level):
+        raise Conflict(f"case #{case.code} is already at the top level")
+    previous = case.level
+    case.level = target
+    case.status = "open"
+    case.claimed_by = None
+    case.claimed_at = None
+    cancel_steps(ctx, case, "claim_overdue", "escalate")
+    office = office_for(case, target)
+    phones: list[str] = []
+    if office is not None:
+        members, _ = directory.on_duty(ctx.session, office, now=ctx.now, tz=ctx.rt.settings.tz)
+        phones = [m.phone for m in members]
+    add_participants(ctx, case, phones, reason="office")
+    record(
+        ctx, case, "escalated", actor,
+        **{"from": previous, "to": target, "reason": reason,
+           "office": office.code if office else None, "notified": [mask_phone(p) for p in phones]},
+    )
+    level_word = word(f"level.{target}", ctx.locale)
+    for phone in phones:
+        ctx.send(case, phone, "escalated_notice",
+                 code=case.code, level=level_word, reason=reason, text=case.summary)
+    if target == "town":
+        # The town gets the rest of the claim window before the county is told.
+        policy = ctx.rt.policies.policies.get(case.priority) or ctx.rt.policies.policies["normal"]
+        schedule(ctx, case, "escalate", ctx.now + (policy.escalate_after - policy.claim_within))
+    if actor.phone:
+        ctx.send(case, actor.phone, "escalated_ok", code=case.code, level=level_word)
+
+
+def transfer(ctx: Ctx, case: Case, actor: Actor, *, grid: Region) -> None:
+    if case.status not in ("open", "claimed"):
+        raise Conflict(f"case #{case.code} is {case.status}")
+    previous = case.grid.code if case.grid else None
+    set_location(case, grid)
+    case.level = "grid"
+    case.status = "open"
+    case.claimed_by = None
+    case.claimed_at = None
+    record(ctx, case, "transferred", actor, **{"from": previous, "to": grid.code})
+    start_clock(ctx, case)
+    forward_to_grid(ctx, case, text=case.summary)
+    if actor.phone:
+        ctx.send(case, actor.phone, "transferred_ok", code=case.code, grid=grid.name)
+
+
+def close(ctx: Ctx, case: Case, actor: Actor, *, rating: int | None) -> None:
+    if case.status != "resolved":
+        raise Conflict(f"case #{case.code} is {case.status}")
+    case.status = "closed"
+    case.closed_at = ctx.now
+    case.rating = rating
+    case.open_code = None
+    cancel_steps(ctx, case)
+    record(ctx, case, "closed", actor, rating=rating)
+
+
+def reopen(ctx: Ctx, case: Case, actor: Actor, *, reason: str) -> None:
+    """'Not satisfied': the case opens again at its level, and its team is told."""
+    if case.status != "resolved":
+        raise Conflict(f"case #{case.code} is {case.status}")
+    previous_owner = case.claimed_by
+    case.status = "open"
+    case.claimed_by = None
+    case.claimed_at = None
+    case.resolved_at = None
+    case.rating = 2
+    record(ctx, case, "reopened", actor, reason=reason)
+    start_clock(ctx, case)
+    phones = participant_phones(ctx.session, case, level=case.level)
+    if previous_owner and previous_owner not in phones and not previous_owner.startswith("api:"):
+        phones.insert(0, previous_owner)
+    for phone in phones:
+        ctx.send(case, phone, "reopened_team", code=case.code, text=case.summary)
+    ctx.send(case, case.resident_phone, "reopened_resident", code=case.code)
+
+
+def current_handlers(ctx: Ctx, case: Case) -> list[str]:
+    """Who hears the resident's follow-up: the claimant, or everyone at the current level."""
+    if case.status == "claimed" and case.claimed_by and not case.claimed_by.startswith("api:"):
+        return [case.claimed_by]
+    return participant_phones(ctx.session, case, level=case.level)
+
+
+def member_units(session: Session, phone: str) -> list[Member]:
+    return directory.members_by_phone(session, phone)

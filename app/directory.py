@@ -1,0 +1,68 @@
+"""Read-side queries over regions, members and rosters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Member, Region, Shift
+from routing.roster import ShiftSpec, on_shift
+
+
+def region_by_code(session: Session, code: str) -> Region | None:
+    return session.scalar(select(Region).where(Region.code == code))
+
+
+def ancestors(region: Region | None) -> list[Region]:
+    """The region itself and its ancestors, nearest first."""
+    chain: list[Region] = []
+    node = region
+    while node is not None and len(chain) < 8:
+        chain.append(node)
+        node = node.parent
+    return chain
+
+
+def ancestor_at(region: Region | None, level: str) -> Region | None:
+    for node in ancestors(region):
+        if node.level == level:
+            return node
+    return None
+
+
+def members_of(session: Session, unit_id: int) -> list[Member]:
+    return list(
+        session.scalars(
+            select(Member).where(Member.unit_id == unit_id, Member.active.is_(True)).order_by(Member.id)
+        )
+    )
+
+
+def members_by_phone(session: Session, phone: str) -> list[Member]:
+    return list(
+        session.scalars(select(Member).where(Member.phone == phone, Member.active.is_(True)))
+    )
+
+
+def on_duty(session: Session, unit: Region, *, now: datetime, tz: ZoneInfo) -> tuple[list[Member], bool]:
+    """The unit's members on shift at `now`; all its members when no shift covers it.
+
+    Returns the members and whether they came from the roster (False: fallback).
+    """
+    members = members_of(session, unit.id)
+    shifts = session.scalars(select(Shift).where(Shift.unit_id == unit.id).order_by(Shift.id))
+    specs = [ShiftSpec(s.phone, s.starts_at, s.ends_at, s.rrule) for s in shifts]
+    phones = on_shift(specs, now=now, tz=tz)
+    by_phone = {m.phone: m for m in members}
+    on = [by_phone[p] for p in phones if p in by_phone]
+    if on:
+        return on, True
+    return members, False
+
+
+def member_name(session: Session, phone: str) -> str | None:
+    member = session.scalar(select(Member).where(Member.phone == phone).limit(1))
+    return member.name if member else None

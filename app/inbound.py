@@ -1,0 +1,315 @@
+"""Inbound SMS: stored idempotently by the webhook, processed by the worker."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app import cases, directory
+from app.cases import Actor, Ctx
+from app.errors import Conflict
+from app.models import Case, InboundMessage, Region, Resident
+from app.placement import place
+from routing.grammar import Action, ResidentIntent, WorkerCommand, parse_resident, parse_worker
+from sms.phones import mask_phone
+from sms.templates import word
+
+log = logging.getLogger("gridline.inbound")
+
+MAX_ADDRESS_ATTEMPTS = 3
+
+
+def store_inbound(
+    session: Session,
+    *,
+    message_sid: str,
+    from_phone: str,
+    to_phone: str | None,
+    body: str,
+    params: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Insert the message unless its SID is already stored; True if it was new.
+
+    The unique constraint decides, not a prior SELECT, so two concurrent
+    deliveries of one SID store exactly one row.
+    """
+    values = {
+        "message_sid": message_sid,
+        "from_phone": from_phone,
+        "to_phone": to_phone,
+        "body": body,
+        "params": params,
+        "received_at": now,
+        "status": "received",
+    }
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = pg_insert(InboundMessage).values(values).on_conflict_do_nothing(
+            index_elements=["message_sid"]
+        )
+    elif dialect == "sqlite":
+        stmt = sqlite_insert(InboundMessage).values(values).on_conflict_do_nothing(
+            index_elements=["message_sid"]
+        )
+    else:  # pragma: no cover - other dialects are not supported targets
+        stmt = insert(InboundMessage).values(values)
+    result = session.execute(stmt)
+    return bool(result.rowcount)
+
+
+def next_unprocessed(session: Session) -> InboundMessage | None:
+    """Lease the oldest unprocessed message (skip ones another worker holds)."""
+    stmt = (
+        select(InboundMessage)
+        .where(InboundMessage.status == "received")
+        .order_by(InboundMessage.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalar(stmt)
+
+
+def process(ctx: Ctx, message: InboundMessage) -> None:
+    """Act on one stored message; the caller commits (or rolls back) it all."""
+    ctx.inbound_id = message.id
+    sender = message.from_phone
+    is_worker = bool(directory.members_by_phone(ctx.session, sender)) or bool(
+        cases.cases_of_participant(ctx.session, sender)
+    )
+    if is_worker:
+        case = handle_worker(ctx, sender, message.body)
+    else:
+        case = handle_resident(ctx, sender, message.body)
+    message.case_id = case.id if case is not None else None
+    message.status = "processed"
+    message.processed_at = ctx.now
+
+
+# ---------------------------------------------------------------- residents
+
+
+def _resident(session: Session, phone: str) -> Resident | None:
+    return session.scalar(select(Resident).where(Resident.phone == phone))
+
+
+def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
+    parsed = parse_resident(body)
+    session = ctx.session
+    if parsed.intent in (ResidentIntent.STOP, ResidentIntent.START):
+        resident = _resident(session, phone)
+        if resident is None:
+            resident = Resident(phone=phone, tags="")
+            session.add(resident)
+        resident.opted_out = parsed.intent is ResidentIntent.STOP
+        ctx.send(None, phone, "opted_out" if resident.opted_out else "opted_in")
+        return None
+    if parsed.intent is ResidentIntent.HELP:
+        ctx.send(None, phone, "help_resident")
+        return None
+    if parsed.intent in (ResidentIntent.SATISFIED, ResidentIntent.NOT_SATISFIED):
+        resolved = cases.resolved_case_of_resident(session, phone)
+        if resolved is not None:
+            actor = Actor.sms(phone)
+            if parsed.intent is ResidentIntent.SATISFIED:
+                cases.close(ctx, resolved, actor, rating=1)
+                ctx.send(resolved, phone, "rated_thanks", code=resolved.code)
+            else:
+                cases.reopen(ctx, resolved, actor, reason="resident not satisfied")
+            return resolved
+    text = parsed.text
+    active = cases.active_case_of_resident(session, phone)
+    if active is not None and active.status == "awaiting_address":
+        return _try_address(ctx, active, text)
+    if active is not None:
+        return _append(ctx, active, text)
+    return open_case(ctx, phone, text)
+
+
+def open_case(ctx: Ctx, phone: str, text: str) -> Case:
+    session = ctx.session
+    resident = _resident(session, phone)
+    policy = ctx.rt.policies.choose(text)
+    case = Case(
+        code="",
+        status="awaiting_address",
+        level="grid",
+        priority=policy.name,
+        resident_phone=phone,
+        resident_id=resident.id if resident else None,
+        summary=text,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+    )
+    session.add(case)
+    cases.assign_code(session, case)
+    actor = Actor.sms(phone)
+    cases.record(ctx, case, "received", actor, text=text, priority=policy.name)
+    placement = place(session, ctx.rt, phone=phone, text=text)
+    if placement.grid is not None:
+        cases.route(ctx, case, placement.grid, method=placement.method,
+                    evidence=placement.evidence, text=text)
+    else:
+        case.routing_method = "asked"
+        case.routing_evidence = {"method": "asked", **placement.evidence}
+        case.address_attempts = 1
+        cases.record(ctx, case, "address_requested", Actor.system(), reason=placement.summary)
+        ctx.send(case, phone, "ask_address")
+    return case
+
+
+def _try_address(ctx: Ctx, case: Case, text: str) -> Case:
+    """The resident's answer to "where do you live?": route when it places them."""
+    session = ctx.session
+    cases.record(ctx, case, "message", Actor.sms(case.resident_phone), text=text)
+    placement = place(session, ctx.rt, phone=case.resident_phone, text=text)
+    if placement.grid is None or placement.method != "address":
+        # Also try the address together with the first text, which may name
+        # the estate while the answer names only the building.
+        combined = place(session, ctx.rt, phone=case.resident_phone, text=f"{case.summary} {text}")
+        if combined.grid is not None and combined.method == "address":
+            placement = combined
+    if placement.grid is not None and placement.method == "address":
+        _remember_address(ctx, case.resident_phone, text, placement.grid)
+        case.resident_id = _resident(session, case.resident_phone).id  # type: ignore[union-attr]
+        cases.route(ctx, case, placement.grid, method="asked",
+                    evidence={**placement.evidence, "answer": text}, text=case.summary)
+        return case
+    case.address_attempts += 1
+    cases.record(ctx, case, "address_requested", Actor.system(), reason=placement.summary,
+                 attempt=case.address_attempts)
+    ctx.send(case, case.resident_phone, "ask_address_again")
+    return case
+
+
+def _remember_address(ctx: Ctx, phone: str, address: str, grid: Region) -> None:
+    resident = _resident(ctx.session, phone)
+    if resident is None:
+        resident = Resident(phone=phone, tags="")
+        ctx.session.add(resident)
+    resident.address = address
+    resident.grid = grid
+    resident.grid_id = grid.id
+    resident.address_source = "sms"
+    resident.address_confirmed_at = ctx.now
+    ctx.session.flush()
+
+
+def _append(ctx: Ctx, case: Case, text: str) -> Case:
+    cases.record(ctx, case, "message", Actor.sms(case.resident_phone), text=text)
+    for phone in cases.current_handlers(ctx, case):
+        ctx.send(case, phone, "forward_append", code=case.code, text=text)
+    ctx.send(case, case.resident_phone, "ack_append", code=case.code)
+    return case
+
+
+# ---------------------------------------------------------------- team members
+
+
+def _reply(ctx: Ctx, to: str, template: str, case: Case | None = None, **params: Any) -> None:
+    ctx.send(case, to, template, **params)
+
+
+def _target_case(ctx: Ctx, sender: str, cmd: WorkerCommand) -> tuple[Case | None, WorkerCommand]:
+    """Find the case a command is about; may turn a bare number into plain text."""
+    session = ctx.session
+    if cmd.code is not None:
+        case = cases.live_case_by_code(session, cmd.code)
+        if case is not None and (cmd.explicit_code or _may_act(session, case, sender)):
+            return case, cmd
+        if cmd.explicit_code:
+            _reply(ctx, sender, "unknown_code", code=cmd.code)
+            return None, cmd
+        # "2024年…": not a code after all; the whole text applies to the only case.
+        if cmd.action is Action.RELAY:
+            cmd = WorkerCommand(Action.RELAY, arg=cmd.text, text=cmd.text)
+    mine = cases.cases_of_participant(session, sender)
+    if not mine:
+        _reply(ctx, sender, "no_open_case")
+        return None, cmd
+    if len(mine) > 1:
+        codes = " ".join(f"#{c.code}" for c in mine[:8])
+        _reply(ctx, sender, "several_cases", codes=codes)
+        return None, cmd
+    return mine[0], cmd
+
+
+def _may_act(session: Session, case: Case, phone: str) -> bool:
+    if cases.is_participant(session, case, phone):
+        return True
+    units = {m.unit_id for m in directory.members_by_phone(session, phone)}
+    return bool(units & {case.grid_id, case.town_id, case.county_id} - {None})
+
+
+def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
+    cmd = parse_worker(body)
+    locale = ctx.locale
+    session = ctx.session
+    if cmd.action is Action.HELP:
+        _reply(ctx, sender, "help_worker")
+        return None
+    if cmd.action is Action.LIST:
+        mine = cases.cases_of_participant(session, sender)
+        if not mine:
+            _reply(ctx, sender, "no_open_case")
+        else:
+            sep = word("sep", locale)
+            items = sep.join(
+                f"#{c.code} {word('status.' + c.status, locale)} {c.summary[:8]}" for c in mine[:6]
+            )
+            _reply(ctx, sender, "list", items=items)
+        return None
+    if cmd.action is Action.DUTY:
+        _reply(ctx, sender, "help_worker")
+        return None
+
+    case, cmd = _target_case(ctx, sender, cmd)
+    if case is None:
+        return None
+    if not _may_act(session, case, sender):
+        _reply(ctx, sender, "not_on_case", code=case.code)
+        return case
+    actor = Actor.sms(sender)
+    action_word = word(f"action.{cmd.action.value}", locale)
+    try:
+        if cmd.action is Action.CLAIM:
+            if case.status == "claimed":
+                if case.claimed_by == sender:
+                    _reply(ctx, sender, "already_yours", case, code=case.code)
+                else:
+                    name = cases.display_name(session, case.claimed_by or "", locale)
+                    _reply(ctx, sender, "already_claimed", case, code=case.code, name=name)
+                return case
+            if case.status == "open":
+                cases.add_participants(ctx, case, [sender], reason="assigned")
+            cases.claim(ctx, case, actor)
+        elif cmd.action is Action.RESOLVE:
+            cases.resolve(ctx, case, actor, note=cmd.arg)
+        elif cmd.action is Action.ESCALATE:
+            reason = cmd.arg or word("no_reason", locale)
+            cases.escalate(ctx, case, actor, reason=reason)
+        elif cmd.action is Action.TRANSFER:
+            grid = directory.region_by_code(session, cmd.arg.strip().upper()) or directory.region_by_code(
+                session, cmd.arg.strip()
+            )
+            if grid is None or grid.level != "grid":
+                _reply(ctx, sender, "unknown_grid", case, grid=cmd.arg)
+                return case
+            cases.transfer(ctx, case, actor, grid=grid)
+        else:
+            if not cmd.arg:
+                _reply(ctx, sender, "need_text", case)
+                return case
+            cases.relay(ctx, case, actor, text=cmd.arg)
+    except Conflict:
+        status = word(f"status.{case.status}", locale)
+        _reply(ctx, sender, "not_allowed", case, code=case.code, status=status, action=action_word)
+    log.info("%s: %s on #%s", mask_phone(sender), cmd.action.value, case.code)
+    return case

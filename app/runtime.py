@@ -1,0 +1,56 @@
+"""What services need besides a session: settings, policies, caches, a clock.
+
+Built once by the app's lifespan, the CLI or the worker and passed down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import make_engine, make_sessionmaker, utcnow
+from app.settings import Settings
+from routing.policy import PolicyError, PolicySet, default_policy, parse_policy
+
+
+def load_policies(settings: Settings) -> PolicySet:
+    if settings.policy_file is None:
+        return default_policy()
+    try:
+        text = settings.policy_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{settings.policy_file}: {exc.strerror}") from exc
+    try:
+        return parse_policy(text)
+    except PolicyError as exc:
+        raise PolicyError(f"{settings.policy_file}: {exc}") from exc
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    policies: PolicySet
+    clock: Callable[[], datetime] = utcnow
+    rating_window: timedelta = timedelta(hours=24)
+    # Process-local caches (e.g. the gazetteer index), keyed by their own rules.
+    caches: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Runtime:
+        engine = make_engine(settings.database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            policies=load_policies(settings),
+            clock=clock,
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,85 @@
+"""The one typed settings object. Nothing else in Gridline reads the environment."""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDLINE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = "sqlite:///./gridline.db"
+    sms_provider: Literal["console", "twilio"] = "console"
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "twilio_account_sid")
+    )
+    twilio_auth_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "twilio_auth_token")
+    )
+    twilio_api_base: str = "https://api.twilio.com"
+    twilio_timeout_seconds: float = 10.0
+    hotline_number: str | None = None
+    public_url: str | None = None
+    # None means "true when the provider is twilio"; resolved in the validator below.
+    validate_signatures: bool | None = None
+    policy_file: Path | None = None
+    default_region: str = "CN"
+    timezone: str = "Asia/Shanghai"
+    locale: Literal["zh", "en"] = "zh"
+
+    # Operational knobs (not in the contract's table, safe defaults).
+    max_request_bytes: int = 64 * 1024
+    worker_poll_seconds: float = 1.0
+    outbox_batch_size: int = 50
+    outbox_max_attempts: int = 8
+    outbox_backoff_base_seconds: float = 5.0
+    outbox_backoff_cap_seconds: float = 3600.0
+    outbox_lease_seconds: float = 120.0
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.validate_signatures is None:
+            self.validate_signatures = self.sms_provider == "twilio"
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"GRIDLINE_TIMEZONE: unknown time zone {self.timezone!r}") from exc
+        if self.sms_provider == "twilio":
+            missing = [
+                name
+                for name, value in (
+                    ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                    ("GRIDLINE_HOTLINE_NUMBER", self.hotline_number),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"the twilio provider needs {', '.join(missing)}")
+        if self.validate_signatures:
+            if not self.twilio_auth_token:
+                raise ValueError("signature validation needs TWILIO_AUTH_TOKEN")
+            if not self.public_url:
+                # Behind a proxy the URL the gateway signed is not the one we see; refuse
+                # to guess rather than reject every genuine webhook.
+                raise ValueError("signature validation needs GRIDLINE_PUBLIC_URL")
+        if self.public_url:
+            self.public_url = self.public_url.rstrip("/")
+        return self
+
+    @cached_property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)

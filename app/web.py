@@ -1,0 +1,218 @@
+"""The HTTP application: SMS webhooks, health, metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from twilio.twiml.messaging_response import MessagingResponse
+
+from app.errors import DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from app.gateways import build_gateway
+from app.inbound import store_inbound
+from app.outbox import record_delivery_status
+from app.runtime import Runtime
+from app.settings import Settings
+from app.worker import WorkerThread
+from sms.gateway import Gateway
+from sms.phones import InvalidPhone, mask_phone, normalize_phone
+from sms.signature import is_valid_signature, signed_url
+
+log = logging.getLogger("gridline.web")
+
+EMPTY_TWIML = str(MessagingResponse())
+MAX_BODY_CHARS = 1600  # Twilio's own limit for one message body
+
+
+class BadRequest(DomainError):
+    status_code = 400
+    code = "bad_request"
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(rt: RuntimeDep) -> Iterator[Session]:
+    """The request's one commit point."""
+    session = rt.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def read_form(request: Request, rt: Runtime) -> dict[str, str]:
+    """Read a form-encoded webhook body within the size limit, and check its signature."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("expected application/x-www-form-urlencoded")
+    limit = rt.settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            declared_size = int(declared)
+        except ValueError as exc:
+            raise BadRequest("bad Content-Length") from exc
+        if declared_size > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("body is not UTF-8 form data") from exc
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if "\x00" in key or "\x00" in value:
+            raise BadRequest("NUL byte in form data")
+        form.setdefault(key, value)
+    settings = rt.settings
+    if settings.validate_signatures:
+        assert settings.public_url and settings.twilio_auth_token
+        url = signed_url(settings.public_url, request.url.path, request.url.query)
+        if not is_valid_signature(
+            auth_token=settings.twilio_auth_token,
+            url=url,
+            params=form,
+            signature=request.headers.get("x-twilio-signature"),
+        ):
+            raise Forbidden("invalid or missing X-Twilio-Signature")
+    return form
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    gateway: Gateway | None = None,
+    start_worker: bool = True,
+    gateway_echo: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """Build the app. Engines, gateways and threads are made in the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or Runtime.build(settings or Settings())
+        gw = gateway or build_gateway(rt.settings, echo=gateway_echo)
+        worker = WorkerThread(rt, gw) if start_worker else None
+        app.state.runtime = rt
+        app.state.worker = worker
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            if gateway is None:
+                gw.close()
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(
+        title="Gridline",
+        version="0.1.0",
+        description="SMS hotline routing residents' requests to their grid's service team.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(
+            {"error": exc.code, "detail": exc.message}, status_code=exc.status_code
+        )
+
+    @app.post("/sms/inbound", response_class=Response, tags=["sms"])
+    async def sms_inbound(request: Request) -> Response:
+        """Twilio Messaging webhook: store the message, answer empty TwiML at once."""
+        rt: Runtime = request.app.state.runtime
+        form = await read_form(request, rt)
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        if not sid or len(sid) > 64:
+            raise BadRequest("MessageSid is missing or too long")
+        try:
+            sender = normalize_phone(form.get("From", ""), region=rt.settings.default_region)
+        except InvalidPhone as exc:
+            raise BadRequest(f"From is not a phone number: {exc}") from exc
+        body = form.get("Body", "")
+        if len(body) > MAX_BODY_CHARS:
+            raise BadRequest(f"Body longer than {MAX_BODY_CHARS} characters")
+        extra = {k: form[k] for k in ("Latitude", "Longitude", "NumMedia") if k in form}
+        # Sync database work runs in the threadpool; one commit before answering.
+        def _store() -> bool:
+            with rt.sessions() as session, session.begin():
+                return store_inbound(
+                    session,
+                    message_sid=sid,
+                    from_phone=sender,
+                    to_phone=form.get("To") or None,
+                    body=body,
+                    params=extra,
+                    now=rt.clock(),
+                )
+
+        created = await run_in_threadpool(_store)
+        log.info("inbound %s from %s%s", sid, mask_phone(sender), "" if created else " (duplicate)")
+        worker = request.app.state.worker
+        if created and worker is not None:
+            worker.wake()
+        return Response(content=EMPTY_TWIML, media_type="text/xml")
+
+    @app.post("/sms/status", response_class=Response, tags=["sms"])
+    async def sms_status(request: Request) -> Response:
+        """Twilio status callback: record the delivery status, never going backwards."""
+        rt: Runtime = request.app.state.runtime
+        form = await read_form(request, rt)
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+        if not sid or not status:
+            raise BadRequest("MessageSid and MessageStatus are required")
+
+        def _record() -> bool:
+            with rt.sessions() as session, session.begin():
+                return record_delivery_status(
+                    session, provider_sid=sid, status=status, error_code=form.get("ErrorCode") or None
+                )
+
+        known = await run_in_threadpool(_record)
+        if not known:
+            log.info("status callback for unknown message %s", sid)
+        return Response(status_code=204)
+
+    @app.get("/healthz", response_class=PlainTextResponse, tags=["ops"])
+    def healthz() -> str:
+        return "ok"
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(rt: RuntimeDep) -> JSONResponse:
+        try:
+            with rt.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not ready"
+            log.warning("readiness check failed: %s", exc.__class__.__name__)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    return app

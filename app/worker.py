@@ -1,0 +1,136 @@
+"""The background worker: inbound processing, deadline steps, the outbox sender.
+
+`run_once` does one pass and is what tests call with an explicit `now`; the
+thread loop calls it until stopped, woken early by the webhook when a
+message arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from app import deadlines, inbound
+from app.cases import Ctx
+from app.db import unit_of_work
+from app.models import InboundMessage
+from app.outbox import Backoff, deliver_due
+from app.runtime import Runtime
+from sms.gateway import Gateway
+
+log = logging.getLogger("gridline.worker")
+
+
+@dataclass
+class PassResult:
+    inbound: int = 0
+    inbound_failed: int = 0
+    steps: int = 0
+    sent: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.inbound or self.inbound_failed or self.steps or self.sent)
+
+
+def process_inbound(rt: Runtime, *, now: datetime, limit: int = 100) -> tuple[int, int]:
+    """Process stored messages one transaction each; returns (done, failed)."""
+    done = failed = 0
+    for _ in range(limit):
+        message_id: int | None = None
+        try:
+            with unit_of_work(rt.sessions) as session:
+                message = inbound.next_unprocessed(session)
+                if message is None:
+                    break
+                message_id = message.id
+                inbound.process(Ctx(session=session, rt=rt, now=now), message)
+            done += 1
+        except Exception as exc:
+            if message_id is None:
+                raise
+            # The transaction rolled back; mark the message failed in a new one
+            # so that it is visible and never retried in a loop.
+            log.exception("inbound message %s failed", message_id)
+            with unit_of_work(rt.sessions) as session:
+                row = session.get(InboundMessage, message_id)
+                if row is not None:
+                    row.status = "failed"
+                    row.error = repr(exc)[:2000]
+                    row.processed_at = now
+            failed += 1
+    return done, failed
+
+
+def fire_due_steps(rt: Runtime, *, now: datetime, limit: int = 100) -> int:
+    fired = 0
+    for _ in range(limit):
+        with unit_of_work(rt.sessions) as session:
+            step = deadlines.next_due_step(session, now=now)
+            if step is None:
+                break
+            deadlines.fire(Ctx(session=session, rt=rt, now=now), step)
+        fired += 1
+    return fired
+
+
+def backoff_from(rt: Runtime) -> Backoff:
+    s = rt.settings
+    return Backoff(
+        base_seconds=s.outbox_backoff_base_seconds,
+        cap_seconds=s.outbox_backoff_cap_seconds,
+        max_attempts=s.outbox_max_attempts,
+    )
+
+
+def run_once(rt: Runtime, gateway: Gateway, *, now: datetime | None = None) -> PassResult:
+    now = now or rt.clock()
+    result = PassResult()
+    result.inbound, result.inbound_failed = process_inbound(rt, now=now)
+    result.steps = fire_due_steps(rt, now=now)
+    result.sent = deliver_due(
+        rt.sessions,
+        gateway,
+        now=now,
+        backoff=backoff_from(rt),
+        lease=timedelta(seconds=rt.settings.outbox_lease_seconds),
+        limit=rt.settings.outbox_batch_size,
+    )
+    return result
+
+
+class WorkerThread:
+    """Runs `run_once` in a loop on a daemon thread until `stop()`."""
+
+    def __init__(self, rt: Runtime, gateway: Gateway) -> None:
+        self._rt = rt
+        self._gateway = gateway
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="gridline-worker", daemon=True)
+        self.passes = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                result = run_once(self._rt, self._gateway)
+            except Exception:
+                log.exception("worker pass failed")
+                result = PassResult()
+            self.passes += 1
+            if not result.busy:
+                self._wake.wait(self._rt.settings.worker_poll_seconds)

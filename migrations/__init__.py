@@ -1,0 +1,1 @@
+"""Alembic migrations; metadata comes from `app.models`."""

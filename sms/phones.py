@@ -1,0 +1,69 @@
+"""Phone numbers: parsing any common format to E.164, and masking for logs."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+
+
+class InvalidPhone(ValueError):
+    """The text is not a phone number we can send to."""
+
+
+def normalize_phone(raw: str, *, region: str = "CN") -> str:
+    """Return `raw` as E.164 (`+8613800138000`), or raise `InvalidPhone`.
+
+    Accepts `13800138000`, `+86 138 0013 8000`, `0580-2021234`, full-width
+    digits, and `00` international prefixes.
+    """
+    text = unicodedata.normalize("NFKC", raw or "").strip()
+    if not text:
+        raise InvalidPhone("empty phone number")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone(f"not a phone number: {raw!r}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(f"not a valid phone number: {raw!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_phone(phone: str) -> str:
+    """Mask a phone for logs and for people who must not see it: `138****8000`.
+
+    Works on E.164 and national forms; the country code is dropped so that a
+    Chinese mobile reads the way residents write it.
+    """
+    digits = re.sub(r"\D", "", phone or "")
+    if phone.startswith("+"):
+        try:
+            number = phonenumbers.parse(phone, None)
+            digits = str(number.national_number)
+        except phonenumbers.NumberParseException:
+            pass
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    if len(digits) < 8:
+        return digits[:1] + "*" * (len(digits) - 3) + digits[-2:]
+    return digits[:3] + "****" + digits[-4:]
+
+
+# +86 13800138000, 13800138000, 0580-2021234, +1 415 555 0100 …: any run of
+# 7+ digits (with common separators) that looks like a phone number.
+_PHONE_RE = re.compile(r"(?<![\w*])(\+?\d[\d \-]{5,18}\d)(?!\w)")
+
+
+def mask_phones_in_text(text: str) -> str:
+    """Mask every phone-looking run of digits in free text (log lines)."""
+
+    def _sub(match: re.Match[str]) -> str:
+        run = match.group(1)
+        if sum(ch.isdigit() for ch in run) < 7:
+            return run
+        return mask_phone(run)
+
+    return _PHONE_RE.sub(_sub, text)
