@@ -16,7 +16,14 @@ from app.cases import Actor, Ctx
 from app.errors import Conflict
 from app.models import Case, InboundMessage, Region, Resident
 from app.placement import place
-from routing.grammar import Action, ResidentIntent, WorkerCommand, parse_resident, parse_worker
+from routing.grammar import (
+    Action,
+    ResidentIntent,
+    WorkerCommand,
+    normalize_text,
+    parse_resident,
+    parse_worker,
+)
 from sms.phones import mask_phone
 from sms.templates import word
 
@@ -61,8 +68,10 @@ def store_inbound(
         )
     else:  # pragma: no cover - other dialects are not supported targets
         stmt = insert(InboundMessage).values(values)
-    result = session.execute(stmt)
-    return bool(result.rowcount)
+    # RETURNING says whether this statement inserted the row; rowcount is not
+    # reliable for ON CONFLICT DO NOTHING across drivers.
+    inserted = session.execute(stmt.returning(InboundMessage.id)).scalar()
+    return inserted is not None
 
 
 def next_unprocessed(session: Session) -> InboundMessage | None:
@@ -124,7 +133,8 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
             else:
                 cases.reopen(ctx, resolved, actor, reason="resident not satisfied")
             return resolved
-    text = parsed.text
+    # Keep the resident's own words (full-width punctuation and all) for people.
+    text = body.strip() or parsed.text
     active = cases.active_case_of_resident(session, phone)
     if active is not None and active.status == "awaiting_address":
         return _try_address(ctx, active, text)
@@ -248,6 +258,18 @@ def _may_act(session: Session, case: Case, phone: str) -> bool:
     return bool(units & {case.grid_id, case.town_id, case.county_id} - {None})
 
 
+def original_suffix(body: str, normalized_tail: str) -> str:
+    """The end of `body` as the sender typed it, whose normalised form is `normalized_tail`.
+
+    Commands are parsed on normalised text (full-width → half-width); what is
+    relayed to a resident should keep the writer's own punctuation.
+    """
+    for start in range(len(body)):
+        if normalize_text(body[start:]) == normalized_tail:
+            return body[start:].strip()
+    return normalized_tail
+
+
 def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
     cmd = parse_worker(body)
     locale = ctx.locale
@@ -307,7 +329,7 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
             if not cmd.arg:
                 _reply(ctx, sender, "need_text", case)
                 return case
-            cases.relay(ctx, case, actor, text=cmd.arg)
+            cases.relay(ctx, case, actor, text=original_suffix(body, cmd.arg))
     except Conflict:
         status = word(f"status.{case.status}", locale)
         _reply(ctx, sender, "not_allowed", case, code=case.code, status=status, action=action_word)

@@ -143,7 +143,7 @@ class UnknownTemplate(KeyError):
     pass
 
 
-def render(name: str, locale: str, **params: Any) -> str:
+def render(name: str, locale: str, /, **params: Any) -> str:
     """Render template `name` in `locale` (falling back to `zh`)."""
     table = TEMPLATES.get(locale) or TEMPLATES["zh"]
     try:
@@ -153,7 +153,7 @@ def render(name: str, locale: str, **params: Any) -> str:
     return template.format(**params)
 
 
-def word(key: str, locale: str, **params: Any) -> str:
+def word(key: str, locale: str, /, **params: Any) -> str:
     table = WORDS.get(locale) or WORDS["zh"]
     text = table[key]
     return text.format(**params) if params else text

@@ -14,16 +14,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from app.db import Base, make_engine
 from app.migrate import upgrade
 from app.runtime import Runtime
 from app.settings import Settings
+from app.web import create_app
+from tests.helpers import AUTH_TOKEN, PUBLIC_URL, RecordingGateway
 from tests.pg import Cluster, PostgresUnavailable, start_cluster
 
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-PUBLIC_URL = "https://gridline.example.org"
 HOTLINE = "+8657000000000"
 
 
@@ -150,3 +151,15 @@ def rt(settings: Settings, clock: Clock) -> Iterator[Runtime]:
         yield runtime
     finally:
         runtime.close()
+
+
+@pytest.fixture
+def gateway() -> RecordingGateway:
+    return RecordingGateway()
+
+
+@pytest.fixture
+def client(rt: Runtime, gateway: RecordingGateway) -> Iterator[TestClient]:
+    app = create_app(runtime=rt, gateway=gateway, start_worker=False)
+    with TestClient(app) as test_client:
+        yield test_client

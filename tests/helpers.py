@@ -1,0 +1,117 @@
+"""Test helpers: an in-tree recording gateway, signed webhook posting, SMS drivers."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from twilio.request_validator import RequestValidator
+
+from app.db import unit_of_work
+from app.inbound import store_inbound
+from app.models import Case, OutboundMessage
+from app.runtime import Runtime
+from app.worker import PassResult, run_once
+from sms.gateway import OutgoingSms, SendResult
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC_URL = "https://gridline.example.org"
+
+_sids = itertools.count(1)
+
+
+@dataclass
+class RecordingGateway:
+    """An honest fake: it accepts every SMS and remembers it."""
+
+    name: str = "recording"
+    sent: list[OutgoingSms] = field(default_factory=list)
+
+    def send(self, sms: OutgoingSms) -> SendResult:
+        self.sent.append(sms)
+        return SendResult(provider_sid=f"SMrec{len(self.sent):030d}", status="queued")
+
+    def close(self) -> None:
+        return None
+
+    def to(self, phone: str) -> list[str]:
+        return [s.body for s in self.sent if s.to == phone]
+
+    def take(self) -> list[OutgoingSms]:
+        taken, self.sent = self.sent, []
+        return taken
+
+
+def new_sid() -> str:
+    return f"SM{next(_sids):032x}"
+
+
+def signed_post(
+    client: TestClient,
+    path: str,
+    params: dict[str, str],
+    *,
+    token: str = AUTH_TOKEN,
+    public_url: str = PUBLIC_URL,
+    signature: str | None = None,
+) -> Response:
+    if signature is None:
+        signature = RequestValidator(token).compute_signature(public_url + path, params)
+    return client.post(
+        path,
+        content=urlencode(params).encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+        },
+    )
+
+
+def webhook_params(*, sender: str, body: str, sid: str | None = None, **extra: str) -> dict[str, str]:
+    return {
+        "MessageSid": sid or new_sid(),
+        "AccountSid": "AC" + "0" * 32,
+        "From": sender,
+        "To": "+8657000000000",
+        "Body": body,
+        "NumMedia": "0",
+        **extra,
+    }
+
+
+class Phone:
+    """Drive the platform as one phone: text the hotline, run the worker, read replies."""
+
+    def __init__(self, rt: Runtime, gateway: RecordingGateway, number: str) -> None:
+        self.rt = rt
+        self.gateway = gateway
+        self.number = number
+
+    def text(self, body: str) -> PassResult:
+        with unit_of_work(self.rt.sessions) as session:
+            store_inbound(session, message_sid=new_sid(), from_phone=self.number, to_phone=None,
+                          body=body, params={}, now=self.rt.clock())
+        return run_once(self.rt, self.gateway)
+
+    def inbox(self) -> list[str]:
+        return self.gateway.to(self.number)
+
+    def last(self) -> str:
+        box = self.inbox()
+        assert box, f"{self.number} received nothing"
+        return box[-1]
+
+
+def latest_case(session: Session) -> Case:
+    case = session.scalar(select(Case).order_by(Case.id.desc()).limit(1))
+    assert case is not None
+    return case
+
+
+def outbox(session: Session) -> list[OutboundMessage]:
+    return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))

@@ -1,0 +1,170 @@
+"""The inbound and status webhooks, through the real ASGI app, signed with RequestValidator."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlencode
+
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from app.db import unit_of_work
+from app.inbound import store_inbound
+from app.models import Case, InboundMessage, OutboundMessage
+from app.outbox import enqueue
+from tests.helpers import AUTH_TOKEN, PUBLIC_URL, new_sid, signed_post, webhook_params
+
+
+def _count(rt, model) -> int:
+    with rt.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)))
+
+
+def test_signed_message_is_stored_and_answered_with_empty_twiml(client, rt):
+    params = webhook_params(sender="13700000001", body="楼道灯坏了")
+    response = signed_post(client, "/sms/inbound", params)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/xml")
+    assert response.text.replace(" ", "").endswith("<Response/>")
+    with rt.sessions() as s:
+        message = s.scalar(select(InboundMessage))
+        assert message.message_sid == params["MessageSid"]
+        assert message.from_phone == "+8613700000001"  # stored as E.164
+        assert message.body == "楼道灯坏了"
+        assert message.status == "received"
+    # Routing and sending happen in the worker, not in the request.
+    assert _count(rt, Case) == 0
+    assert _count(rt, OutboundMessage) == 0
+
+
+def test_location_params_are_kept(client, rt):
+    params = webhook_params(sender="+8613700000001", body="这里", Latitude="30.0", Longitude="122.1")
+    assert signed_post(client, "/sms/inbound", params).status_code == 200
+    with rt.sessions() as s:
+        assert s.scalar(select(InboundMessage)).params["Latitude"] == "30.0"
+
+
+def test_gateway_retry_is_stored_once(client, rt):
+    params = webhook_params(sender="+8613700000001", body="重复")
+    first = signed_post(client, "/sms/inbound", params)
+    second = signed_post(client, "/sms/inbound", params)
+    assert first.status_code == second.status_code == 200
+    assert _count(rt, InboundMessage) == 1
+
+
+def test_concurrent_deliveries_of_one_sid_store_one_row(rt):
+    sid = new_sid()
+    barrier = threading.Barrier(6)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            barrier.wait()
+            with unit_of_work(rt.sessions) as session:
+                results.append(
+                    store_inbound(session, message_sid=sid, from_phone="+8613700000001",
+                                  to_phone=None, body="x", params={}, now=rt.clock())
+                )
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(results) == [False] * 5 + [True]
+    assert _count(rt, InboundMessage) == 1
+
+
+def test_wrong_signature_is_refused_and_nothing_stored(client, rt):
+    params = webhook_params(sender="+8613700000001", body="x")
+    bad = signed_post(client, "/sms/inbound", params, token="another-token")
+    assert bad.status_code == 403
+    assert "signature" in bad.json()["detail"].lower()
+    missing = client.post(
+        "/sms/inbound",
+        content=urlencode(params).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert missing.status_code == 403
+    assert _count(rt, InboundMessage) == 0
+
+
+def test_signature_is_checked_against_public_url_not_the_local_one(client, rt):
+    params = webhook_params(sender="+8613700000001", body="x")
+    # Signed for the address the app sees locally (behind a proxy): refused.
+    local = signed_post(client, "/sms/inbound", params, public_url="http://testserver")
+    assert local.status_code == 403
+    assert signed_post(client, "/sms/inbound", params, public_url=PUBLIC_URL).status_code == 200
+
+
+def test_tampered_body_is_refused(client, rt):
+    params = webhook_params(sender="+8613700000001", body="原文")
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL + "/sms/inbound", params)
+    tampered = {**params, "Body": "篡改"}
+    response = signed_post(client, "/sms/inbound", tampered, signature=signature)
+    assert response.status_code == 403
+    assert _count(rt, InboundMessage) == 0
+
+
+def test_bad_requests_get_4xx_with_a_reason(client, rt):
+    cases = [
+        ({"From": "+8613700000001", "Body": "no sid"}, 400, "MessageSid"),
+        (webhook_params(sender="not-a-phone", body="x"), 400, "From"),
+        (webhook_params(sender="+8613700000001", body="长" * 1601), 400, "Body"),
+    ]
+    for params, status, word in cases:
+        response = signed_post(client, "/sms/inbound", params)
+        assert response.status_code == status, params
+        assert word in response.json()["detail"]
+    json_body = client.post("/sms/inbound", json={"From": "x"})
+    assert json_body.status_code == 415
+    assert _count(rt, InboundMessage) == 0
+
+
+def test_oversized_body_is_413(client, rt):
+    params = webhook_params(sender="+8613700000001", body="x", Padding="a" * 70_000)
+    response = signed_post(client, "/sms/inbound", params)
+    assert response.status_code == 413
+    assert _count(rt, InboundMessage) == 0
+
+
+def test_invalid_utf8_is_400(client, rt):
+    response = client.post(
+        "/sms/inbound",
+        content=b"MessageSid=SM1&Body=%FF%FE",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"},
+    )
+    assert response.status_code in (400, 403)
+    assert _count(rt, InboundMessage) == 0
+
+
+def test_status_callback_is_signed_and_monotonic(client, rt):
+    with unit_of_work(rt.sessions) as s:
+        row = enqueue(s, to="+8613700000001", template="opted_in", params={}, locale="zh",
+                      now=rt.clock())
+        row.status = "sent"
+        row.provider_sid = "SM" + "a" * 32
+    base = {"MessageSid": "SM" + "a" * 32, "AccountSid": "AC" + "0" * 32}
+    assert signed_post(client, "/sms/status", {**base, "MessageStatus": "delivered"}).status_code == 204
+    # A late "sent" must not overwrite "delivered".
+    assert signed_post(client, "/sms/status", {**base, "MessageStatus": "sent"}).status_code == 204
+    unsigned = client.post(
+        "/sms/status",
+        content=urlencode({**base, "MessageStatus": "failed"}).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert unsigned.status_code == 403
+    with rt.sessions() as s:
+        assert s.scalar(select(OutboundMessage)).delivery_status == "delivered"
+    unknown = {"MessageSid": "SM" + "b" * 32, "MessageStatus": "delivered"}
+    assert signed_post(client, "/sms/status", unknown).status_code == 204
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").text == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
