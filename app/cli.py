@@ -70,7 +70,7 @@ def serve(
     settings = load_settings()
     configure_logging(settings.log_level)
     build_runtime(settings).close()  # refuse a bad policy file before listening
-    app = create_app(settings, start_worker=not no_worker, gateway_echo=typer.echo)
+    app = create_app(settings, start_worker=not no_worker)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
 
 
@@ -82,7 +82,7 @@ def worker() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     rt = build_runtime(settings)
-    gateway = build_gateway(settings, echo=typer.echo)
+    gateway = build_gateway(settings)
     thread = WorkerThread(rt, gateway)
     done = threading.Event()
 
@@ -202,7 +202,7 @@ def demo(
 
         from app.web import create_app
 
-        app = create_app(settings, gateway_echo=typer.echo)
+        app = create_app(settings)
         uvicorn.run(app, host=host, port=port, log_config=None)
 
 
