@@ -130,6 +130,18 @@ def assign_code(session: Session, case: Case, *, rng: random.Random | None = Non
 # ---------------------------------------------------------------- lookups
 
 
+def lock(session: Session, case: Case | None) -> Case | None:
+    """Take the case's row lock and reload it, so that concurrent workers
+    acting on one case (a claim and a deadline, say) serialise instead of
+    overwriting each other. SQLite's BEGIN IMMEDIATE serialises already."""
+    if case is None:
+        return None
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
+        session.refresh(case)
+    return case
+
+
 def live_case_by_code(session: Session, code: str) -> Case | None:
     return session.scalar(select(Case).where(Case.open_code == code.lstrip("#")))
 

@@ -29,7 +29,7 @@ def next_due_step(session: Session, *, now: datetime) -> ScheduledStep | None:
 
 def fire(ctx: Ctx, step: ScheduledStep) -> str:
     """Carry out one due step; returns its outcome (fired or skipped)."""
-    case = ctx.session.get(Case, step.case_id)
+    case = cases.lock(ctx.session, ctx.session.get(Case, step.case_id))
     assert case is not None
     outcome = "skipped"
     if step.kind == "claim_overdue" and case.status == "open" and case.level == "grid":

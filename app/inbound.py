@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app import cases, directory
 from app.cases import Actor, Ctx
@@ -76,9 +76,21 @@ def store_inbound(
 
 def next_unprocessed(session: Session) -> InboundMessage | None:
     """Lease the oldest unprocessed message (skip ones another worker holds)."""
+    earlier = aliased(InboundMessage)
+    # One sender's messages are processed in order: a message waits while an
+    # earlier one from the same phone is unprocessed (or held by another worker).
     stmt = (
         select(InboundMessage)
-        .where(InboundMessage.status == "received")
+        .where(
+            InboundMessage.status == "received",
+            ~select(earlier.id)
+            .where(
+                earlier.from_phone == InboundMessage.from_phone,
+                earlier.status == "received",
+                earlier.id < InboundMessage.id,
+            )
+            .exists(),
+        )
         .order_by(InboundMessage.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -124,8 +136,8 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
         ctx.send(None, phone, "help_resident")
         return None
     if parsed.intent in (ResidentIntent.SATISFIED, ResidentIntent.NOT_SATISFIED):
-        resolved = cases.resolved_case_of_resident(session, phone)
-        if resolved is not None:
+        resolved = cases.lock(session, cases.resolved_case_of_resident(session, phone))
+        if resolved is not None and resolved.status == "resolved":
             actor = Actor.sms(phone)
             if parsed.intent is ResidentIntent.SATISFIED:
                 cases.close(ctx, resolved, actor, rating=1)
@@ -135,7 +147,7 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
             return resolved
     # Keep the resident's own words (full-width punctuation and all) for people.
     text = body.strip() or parsed.text
-    active = cases.active_case_of_resident(session, phone)
+    active = cases.lock(session, cases.active_case_of_resident(session, phone))
     if active is not None and active.status == "awaiting_address":
         return _try_address(ctx, active, text)
     if active is not None:
@@ -293,6 +305,7 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
         return None
 
     case, cmd = _target_case(ctx, sender, cmd)
+    case = cases.lock(session, case)
     if case is None:
         return None
     if not _may_act(session, case, sender):
