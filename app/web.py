@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -10,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +20,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from app.errors import DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from app.gateways import build_gateway
 from app.inbound import store_inbound
+from app.metrics import build_registry
 from app.outbox import record_delivery_status
 from app.runtime import Runtime
 from app.settings import Settings
@@ -119,6 +122,7 @@ def create_app(
         worker = WorkerThread(rt, gw) if start_worker else None
         app.state.runtime = rt
         app.state.worker = worker
+        app.state.metrics, app.state.webhook_latency = build_registry(rt)
         if worker is not None:
             worker.start()
         try:
@@ -148,6 +152,7 @@ def create_app(
     async def sms_inbound(request: Request) -> Response:
         """Twilio Messaging webhook: store the message, answer empty TwiML at once."""
         rt: Runtime = request.app.state.runtime
+        started = time.perf_counter()
         form = await read_form(request, rt)
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
         if not sid or len(sid) > 64:
@@ -178,6 +183,7 @@ def create_app(
         worker = request.app.state.worker
         if created and worker is not None:
             worker.wake()
+        request.app.state.webhook_latency.observe(time.perf_counter() - started)
         return Response(content=EMPTY_TWIML, media_type="text/xml")
 
     @app.post("/sms/status", response_class=Response, tags=["sms"])
@@ -200,6 +206,10 @@ def create_app(
         if not known:
             log.info("status callback for unknown message %s", sid)
         return Response(status_code=204)
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
+    def metrics(request: Request) -> Response:
+        return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["ops"])
     def healthz() -> str:

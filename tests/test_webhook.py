@@ -168,3 +168,11 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").text == "ok"
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
+
+
+def test_metrics_report_database_counts(client, rt):
+    signed_post(client, "/sms/inbound", webhook_params(sender="+8613700000001", body="x"))
+    body = client.get("/metrics").text
+    assert 'gridline_inbound_messages{status="received"} 1.0' in body
+    assert "gridline_webhook_seconds_count 1.0" in body
+    assert "gridline_outbox_oldest_unsent_seconds 0.0" in body
