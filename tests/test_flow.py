@@ -290,3 +290,16 @@ def test_county_office_gets_escalations_from_town(rt, phones, gateway):
     case = _case(rt)
     assert case.level == "county"
     assert "需要区里协调" in county.last()
+
+
+def test_others_who_were_sent_it_are_told_who_claimed(rt, phones, gateway, clock):
+    clock.advance(hours=12)  # night: the whole team gets it
+    resident, a, b = phones(RESIDENT), phones(WORKER_A), phones(WORKER_B)
+    resident.text("楼上漏水")
+    code = _case(rt).code
+    assert len(a.inbox()) == len(b.inbox()) == 1
+    b.text(f"{code} 收到")
+    assert a.last() == f"#{code} 已由李娜签收。"
+    a.text(f"{code} 收到")
+    assert a.last() == f"#{code} 已由李娜签收，无需重复。"
+    assert _case(rt).claimed_by == WORKER_B
