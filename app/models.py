@@ -254,7 +254,7 @@ class DeliveryAttempt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     outbound_id: Mapped[int] = mapped_column(ForeignKey("outbound_messages.id"), index=True)
     at: Mapped[datetime]
-    outcome: Mapped[str] = mapped_column(String(16))  # sent, transient, permanent
+    outcome: Mapped[str] = mapped_column(String(16))  # sent, transient, permanent, lost
     error_code: Mapped[str | None] = mapped_column(String(16))
     error_message: Mapped[str | None] = mapped_column(Text)
     ambiguous: Mapped[bool] = mapped_column(default=False)

@@ -5,23 +5,38 @@ A row moves pending → sending → sent | failed. `sending` is a lease committe
 before the gateway is called, so a worker that dies mid-send leaves a row that
 another worker recovers after `lease_until` (a recovered lease is an ambiguous
 attempt: the SMS may have left). Every attempt is a `DeliveryAttempt` row.
+
+Rows are leased one at a time, just before their send, so a lease only has to
+outlast one gateway call, never a whole batch. `attempts` doubles as the
+lease's fencing token: a worker records its outcome on the row only if the
+row is still `sending` with the attempt number it leased; an outcome that comes
+back after the lease was taken over is kept as a `DeliveryAttempt` only (a
+success still marks the row sent: the SMS did leave).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import unit_of_work
 from app.models import DeliveryAttempt, OutboundMessage
-from sms.gateway import Gateway, OutgoingSms, PermanentSendError, SendError, TransientSendError
-from sms.phones import mask_phone
+from sms.gateway import (
+    Gateway,
+    OutgoingSms,
+    PermanentSendError,
+    SendError,
+    SendResult,
+    TransientSendError,
+)
+from sms.phones import mask_phone, mask_phones_in_text
 from sms.templates import render
 
 log = logging.getLogger("gridline.outbox")
@@ -67,86 +82,174 @@ class Backoff:
     cap_seconds: float = 3600.0
     max_attempts: int = 8
 
+    def __post_init__(self) -> None:
+        if self.base_seconds < 0 or self.cap_seconds < self.base_seconds:
+            raise ValueError("backoff needs 0 <= base_seconds <= cap_seconds")
+        if self.max_attempts < 1:
+            raise ValueError("backoff needs max_attempts >= 1")
+
     def delay(self, attempts: int, *, rng: random.Random | None = None) -> timedelta:
-        """Exponential backoff with full jitter (between half and the whole step)."""
-        step = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempts - 1)))
+        """Exponential backoff with "equal jitter": between half the step and the step.
+
+        The step doubles from `base_seconds` after each attempt, capped at
+        `cap_seconds`; the random half spreads retries of rows that failed
+        together (a gateway outage) so they do not return as one burst.
+        """
+        # The exponent is clamped: a row that keeps losing its lease can reach
+        # attempt counts where 2**n no longer fits a float.
+        exponent = min(max(0, attempts - 1), 60)
+        step = min(self.cap_seconds, self.base_seconds * 2.0**exponent)
         jitter = (rng or random).uniform(0.5, 1.0)
         return timedelta(seconds=step * jitter)
 
 
-def _lease_due(session: Session, *, now: datetime, lease: timedelta, limit: int) -> list[int]:
-    due = or_(
+# Column widths of OutboundMessage/DeliveryAttempt: a longer code would make
+# PostgreSQL refuse the write that records the outcome.
+_CODE_WIDTH = 16
+_MESSAGE_WIDTH = 2000
+
+
+def _code(code: str | None) -> str | None:
+    return code[:_CODE_WIDTH] if code else None
+
+
+def _text(message: str) -> str:
+    return message[:_MESSAGE_WIDTH]
+
+
+@dataclass(frozen=True)
+class _Lease:
+    id: int
+    attempt: int  # the row's `attempts` after leasing: the fencing token
+    sms: OutgoingSms
+
+
+def _due_clause(now: datetime) -> Any:
+    return or_(
         and_(OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= now),
         and_(OutboundMessage.status == "sending", OutboundMessage.lease_until < now),
     )
+
+
+def _lease_next(
+    session: Session,
+    *,
+    now: datetime,
+    lease: timedelta,
+    backoff: Backoff,
+    exclude: set[int],
+) -> _Lease | int | None:
+    """Lease the most urgent due row; its id when it was failed instead; None when none is due."""
+    stmt = select(OutboundMessage).where(_due_clause(now))
+    if exclude:
+        # Never twice in one pass, even with a zero backoff.
+        stmt = stmt.where(OutboundMessage.id.not_in(exclude))
     stmt = (
-        select(OutboundMessage)
-        .where(due)
-        .order_by(OutboundMessage.priority.desc(), OutboundMessage.id)
-        .limit(limit)
+        stmt.order_by(OutboundMessage.priority.desc(), OutboundMessage.id)
+        .limit(1)
         .with_for_update(skip_locked=True)
     )
-    rows = list(session.scalars(stmt))
-    for row in rows:
-        if row.status == "sending":
-            # A worker died holding this lease: the SMS may or may not have left.
-            session.add(
-                DeliveryAttempt(
-                    outbound_id=row.id,
-                    at=now,
-                    outcome="lost",
-                    error_message="lease expired before the attempt was recorded",
-                    ambiguous=True,
-                )
+    row = session.scalar(stmt)
+    if row is None:
+        return None
+    if row.status == "sending":
+        # A worker died holding this lease: the SMS may or may not have left.
+        session.add(
+            DeliveryAttempt(
+                outbound_id=row.id,
+                at=now,
+                outcome="lost",
+                error_message="lease expired before the attempt was recorded",
+                ambiguous=True,
             )
-        row.status = "sending"
-        row.lease_until = now + lease
-        row.attempts += 1
-    return [row.id for row in rows]
+        )
+        if row.attempts >= backoff.max_attempts:
+            # A message that kills its worker every time must not do so forever.
+            row.status = "failed"
+            row.lease_until = None
+            row.error_code = "lease_lost"
+            row.error_message = (
+                f"gave up after {row.attempts} attempts: the last lease expired unrecorded"
+            )
+            log.error(
+                "SMS %s to %s: failed (%s)", row.id, mask_phone(row.to_phone), row.error_message
+            )
+            return row.id
+    row.status = "sending"
+    row.lease_until = now + lease
+    row.attempts += 1
+    sms = OutgoingSms(
+        to=row.to_phone,
+        body=row.body,
+        template=row.template,
+        params=dict(row.params or {}),
+        reference=str(row.id),
+    )
+    return _Lease(id=row.id, attempt=row.attempts, sms=sms)
 
 
 def _record(
-    session: Session, message_id: int, *, now: datetime, outcome: Any, backoff: Backoff
+    session: Session,
+    lease: _Lease,
+    *,
+    now: datetime,
+    outcome: SendResult | SendError,
+    backoff: Backoff,
+    rng: random.Random | None = None,
 ) -> str:
-    row = session.get(OutboundMessage, message_id)
-    if row is None or row.status != "sending":
+    row = session.get(OutboundMessage, lease.id, with_for_update=True)
+    if row is None:
         return "skipped"
+    current = row.status == "sending" and row.attempts == lease.attempt
     if isinstance(outcome, SendError):
-        ambiguous = isinstance(outcome, TransientSendError) and outcome.ambiguous
         permanent = isinstance(outcome, PermanentSendError)
         session.add(
             DeliveryAttempt(
                 outbound_id=row.id,
                 at=now,
                 outcome="permanent" if permanent else "transient",
-                error_code=outcome.code,
-                error_message=outcome.message,
-                ambiguous=ambiguous,
+                error_code=_code(outcome.code),
+                error_message=_text(outcome.message),
+                ambiguous=isinstance(outcome, TransientSendError) and outcome.ambiguous,
             )
         )
-        row.error_code = outcome.code
-        row.error_message = outcome.message
+        if not current:
+            # Another worker took the row over after our lease expired; it decides.
+            return "stale"
+        row.error_code = _code(outcome.code)
+        row.error_message = _text(outcome.message)
         row.lease_until = None
         if permanent:
             row.status = "failed"
         elif row.attempts >= backoff.max_attempts:
             row.status = "failed"
-            row.error_message = f"gave up after {row.attempts} attempts: {outcome.message}"
+            row.error_message = _text(f"gave up after {row.attempts} attempts: {outcome.message}")
         else:
             row.status = "pending"
-            row.next_attempt_at = now + backoff.delay(row.attempts)
+            row.next_attempt_at = now + backoff.delay(row.attempts, rng=rng)
         log.warning(
-            "SMS %s to %s: %s (%s)", row.id, mask_phone(row.to_phone), row.status, outcome.message
+            "SMS %s to %s: %s (%s)",
+            row.id,
+            mask_phone(row.to_phone),
+            row.status,
+            mask_phones_in_text(outcome.message),
         )
         return row.status
     session.add(DeliveryAttempt(outbound_id=row.id, at=now, outcome="sent"))
+    if not current and row.status == "sent":
+        # Sent twice: the other worker's send also went through. The attempt
+        # rows tell; the row keeps the first provider sid.
+        log.error(
+            "SMS %s to %s was sent twice (lease taken over)", row.id, mask_phone(row.to_phone)
+        )
+        return "stale"
     row.status = "sent"
     row.provider_sid = outcome.provider_sid
     row.sent_at = now
     row.lease_until = None
     row.error_code = None
     row.error_message = None
-    return "sent"
+    return "sent" if current else "stale"
 
 
 def deliver_due(
@@ -157,38 +260,52 @@ def deliver_due(
     backoff: Backoff,
     lease: timedelta = timedelta(minutes=2),
     limit: int = 50,
+    rng: random.Random | None = None,
 ) -> dict[str, int]:
-    """Send what is due; returns counts by outcome."""
-    with unit_of_work(sessions) as session:
-        ids = _lease_due(session, now=now, lease=lease, limit=limit)
+    """Send what is due, most urgent first, each row at most once; returns counts by outcome.
+
+    Outcomes: `sent`, `pending` (transient failure, retried after a backoff),
+    `failed` (permanent, or out of attempts), `stale` (the lease was taken over
+    while the gateway call ran), `skipped` (the row vanished).
+    """
     counts: dict[str, int] = {}
-    for message_id in ids:
+    seen: set[int] = set()
+    # Leases are stamped from `now`, the pass's logical time. Stop leasing once
+    # real time has eaten half the lease, so that a slow gateway (timeouts back
+    # to back) cannot leave later rows leased in the past, where another worker
+    # would take them over mid-send. The rest waits for the next pass; the
+    # first row always goes, so every pass makes progress.
+    budget = lease.total_seconds() / 2
+    started = time.monotonic()
+    while len(seen) < limit and (not seen or time.monotonic() - started < budget):
         with unit_of_work(sessions) as session:
-            row = session.get(OutboundMessage, message_id)
-            assert row is not None
-            sms = OutgoingSms(
-                to=row.to_phone,
-                body=row.body,
-                template=row.template,
-                params=dict(row.params),
-                reference=str(row.id),
-            )
-        outcome: Any
+            leased = _lease_next(session, now=now, lease=lease, backoff=backoff, exclude=seen)
+        if leased is None:
+            break
+        if isinstance(leased, int):
+            seen.add(leased)
+            counts["failed"] = counts.get("failed", 0) + 1
+            continue
+        seen.add(leased.id)
+        outcome: SendResult | SendError
         try:
-            outcome = gateway.send(sms)
+            outcome = gateway.send(leased.sms)
         except SendError as exc:
             outcome = exc
         except Exception as exc:  # a gateway bug must not kill the worker or lose the row
             log.exception("gateway %s raised", gateway.name)
-            outcome = TransientSendError(f"gateway error: {exc!r}", code="internal", ambiguous=True)
+            outcome = TransientSendError(
+                f"gateway error: {exc.__class__.__name__}", code="internal", ambiguous=True
+            )
         with unit_of_work(sessions) as session:
-            result = _record(session, message_id, now=now, outcome=outcome, backoff=backoff)
+            result = _record(session, leased, now=now, outcome=outcome, backoff=backoff, rng=rng)
         counts[result] = counts.get(result, 0) + 1
     return counts
 
 
-# Provider delivery statuses in the order they can follow each other; the
-# terminal ones share the last rank so a late "sent" never overwrites them.
+# Provider delivery statuses in the order they can follow each other. A status
+# only replaces one of a lower rank, so a late "sent" never overwrites
+# "delivered"; the failure statuses are final.
 _DELIVERY_RANK = {
     "accepted": 1,
     "queued": 1,
@@ -198,33 +315,39 @@ _DELIVERY_RANK = {
     "delivered": 4,
     "undelivered": 4,
     "failed": 4,
-    "read": 5,
     "canceled": 4,
+    "read": 5,
 }
+_DELIVERY_FINAL = frozenset({"undelivered", "failed", "canceled", "read"})
 
 
 def record_delivery_status(
     session: Session, *, provider_sid: str, status: str, error_code: str | None
 ) -> bool:
-    """Apply a status callback monotonically; False when the SID is unknown."""
-    status = status.lower()
-    row = session.scalar(select(OutboundMessage).where(OutboundMessage.provider_sid == provider_sid))
+    """Apply a status callback monotonically; False when the SID is unknown.
+
+    Statuses we do not know (`receiving`, `partially_delivered`, …) are
+    ignored; the row is found all the same, so the answer is True.
+    """
+    status = status.strip().lower()
+    row = session.scalar(
+        select(OutboundMessage).where(OutboundMessage.provider_sid == provider_sid)
+    )
     if row is None:
         return False
     new_rank = _DELIVERY_RANK.get(status)
-    if new_rank is None:
+    if new_rank is None or row.delivery_status in _DELIVERY_FINAL:
         return True
     old_rank = _DELIVERY_RANK.get(row.delivery_status or "", 0)
+    # Equal ranks may replace each other below "delivered" (queued ↔ accepted).
     if new_rank > old_rank or (new_rank == old_rank and old_rank < 4):
         row.delivery_status = status
         if error_code:
-            row.error_code = error_code
+            row.error_code = _code(error_code)
     return True
 
 
 def pending_count(session: Session) -> int:
-    from sqlalchemy import func
-
     return int(
         session.scalar(
             select(func.count()).where(OutboundMessage.status.in_(("pending", "sending")))
@@ -234,10 +357,11 @@ def pending_count(session: Session) -> int:
 
 
 __all__ = [
+    "PRIORITY_NORMAL",
+    "PRIORITY_URGENT",
     "Backoff",
     "deliver_due",
     "enqueue",
     "pending_count",
     "record_delivery_status",
-    "update",
 ]

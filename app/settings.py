@@ -76,6 +76,11 @@ class Settings(BaseSettings):
                 # Behind a proxy the URL the gateway signed is not the one we see; refuse
                 # to guess rather than reject every genuine webhook.
                 raise ValueError("signature validation needs GRIDLINE_PUBLIC_URL")
+        if self.outbox_lease_seconds < 2 * self.twilio_timeout_seconds + 10:
+            # A lease shorter than a slow send lets a second worker send the same SMS.
+            raise ValueError(
+                "outbox_lease_seconds must exceed twice twilio_timeout_seconds plus 10 s"
+            )
         if self.public_url:
             self.public_url = self.public_url.rstrip("/")
         return self

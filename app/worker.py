@@ -86,14 +86,18 @@ def backoff_from(rt: Runtime) -> Backoff:
 
 
 def run_once(rt: Runtime, gateway: Gateway, *, now: datetime | None = None) -> PassResult:
-    now = now or rt.clock()
+    """One pass; `now` pins every stage to one moment (tests), else each stage reads the clock."""
+
+    def moment() -> datetime:
+        return now or rt.clock()
+
     result = PassResult()
-    result.inbound, result.inbound_failed = process_inbound(rt, now=now)
-    result.steps = fire_due_steps(rt, now=now)
+    result.inbound, result.inbound_failed = process_inbound(rt, now=moment())
+    result.steps = fire_due_steps(rt, now=moment())
     result.sent = deliver_due(
         rt.sessions,
         gateway,
-        now=now,
+        now=moment(),
         backoff=backoff_from(rt),
         lease=timedelta(seconds=rt.settings.outbox_lease_seconds),
         limit=rt.settings.outbox_batch_size,

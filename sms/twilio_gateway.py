@@ -1,23 +1,73 @@
-"""The Twilio gateway: the twilio library's REST client against a configurable base URL."""
+"""The Twilio gateway: the twilio library's REST client against a configurable base URL.
+
+Every failure leaves here as our own error: `PermanentSendError` when a retry
+cannot help (the number is invalid, unsubscribed, blocked),
+`TransientSendError` otherwise. A transient error is `ambiguous` when the
+request may have reached the gateway, so that a retry may send the SMS twice.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from twilio.base.exceptions import TwilioRestException
+import requests
+from twilio.base import exceptions as twilio_exceptions
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from sms.gateway import OutgoingSms, PermanentSendError, SendResult, TransientSendError
+from sms.phones import mask_phones_in_text
 
 # Twilio error codes that a retry cannot fix (invalid or unreachable number,
-# opted out, blocked). Anything else answered 4xx is permanent too, except 429.
+# opted out, blocked). Anything else answered 4xx is permanent too, except the
+# statuses in `_RETRYABLE_4XX`.
 PERMANENT_CODES = frozenset({21211, 21214, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006})
+
+# 401 (bad credentials) and 404 (wrong base URL or account SID) say that *we*
+# are misconfigured, not that the message is bad: failing every queued SMS for
+# good while an operator fixes a token would lose them, so they are retried
+# (with backoff, up to the outbox's attempt limit). 408/429 are "try later".
+_RETRYABLE_4XX = frozenset({401, 404, 408, 429})
+
+# A proxy or load balancer answering 502/504 may have forwarded the request
+# before the upstream failed or stalled: the SMS may have been accepted.
+_AMBIGUOUS_5XX = frozenset({502, 504})
+
+# Added in twilio 9.x for RFC 9457 problem responses; it does not subclass
+# TwilioRestException, so it would otherwise look like a transport failure.
+_TwilioServiceException: type[Exception] | None = getattr(
+    twilio_exceptions, "TwilioServiceException", None
+)
+
+_HTTP_LOGGER = "twilio.http_client"
+
+
+class _MaskPhones(logging.Filter):
+    """Masks phone numbers in the twilio library's own log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_phones_in_text(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        return True
 
 
 def quiet_twilio_logging() -> None:
-    """The twilio http client logs every request with its body (phones, texts) at INFO."""
-    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    """Keep the twilio http client's request/response log lines out of INFO.
+
+    It logs every request's URL and headers and every response's headers at
+    INFO. Nothing there should carry a phone number today, but one version of
+    the library logging a body or a query string is all it takes: the lines are
+    raised to WARNING, and whatever does get through is masked.
+    """
+    logger = logging.getLogger(_HTTP_LOGGER)
+    logger.setLevel(logging.WARNING)
+    if not any(isinstance(f, _MaskPhones) for f in logger.filters):
+        logger.addFilter(_MaskPhones())
 
 
 class TwilioGateway:
@@ -33,11 +83,21 @@ class TwilioGateway:
         timeout: float = 10.0,
         status_callback: str | None = None,
     ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
         quiet_twilio_logging()
+        # requests' default adapter never retries a POST: a create is sent once
+        # per call, so one outbox attempt is one request.
         self._http = TwilioHttpClient(timeout=timeout)
         self._client = Client(account_sid, auth_token, http_client=self._http)
+        # The client reads TWILIO_EDGE / TWILIO_REGION from os.environ and then
+        # rewrites every URL's host (api.<edge>.<region>.twilio.com), which would
+        # mangle a Twilio-compatible gateway's address. Settings own configuration.
+        self._client.edge = None
+        self._client.region = None
         # The library has no setting for a Twilio-compatible gateway's address;
-        # the Api domain keeps it as a plain attribute used to build every URL.
+        # the Api domain keeps it as a plain attribute used to build every URL
+        # (tests/sms/test_twilio_gateway.py proves requests go there).
         self._client.api.base_url = api_base.rstrip("/")
         self._from = from_number
         self._status_callback = status_callback
@@ -47,12 +107,28 @@ class TwilioGateway:
         if self._status_callback:
             kwargs["status_callback"] = self._status_callback
         try:
-            message = self._client.messages.create(**kwargs)  # type: ignore[arg-type]
+            message = self._client.messages.create(**kwargs)
         except TwilioRestException as exc:
-            raise _translate(exc) from exc
-        except Exception as exc:  # requests' timeouts and connection errors
+            raise _translate_status(exc.status, exc.code, exc.msg) from exc
+        except requests.exceptions.RequestException as exc:
             raise _translate_transport(exc) from exc
-        return SendResult(provider_sid=str(message.sid), status=str(message.status or "queued"))
+        except Exception as exc:
+            if _TwilioServiceException is not None and isinstance(exc, _TwilioServiceException):
+                detail = getattr(exc, "detail", None) or getattr(exc, "title", "")
+                raise _translate_status(
+                    getattr(exc, "status", 500), getattr(exc, "code", None), str(detail)
+                ) from exc
+            if isinstance(exc, TwilioException | ValueError):
+                # A 2xx answer we could not read (not JSON): the gateway took the
+                # request, and may have accepted the message.
+                raise TransientSendError(
+                    f"unreadable answer: {_clean(str(exc))}", code="bad_answer", ambiguous=True
+                ) from exc
+            raise
+        sid = message.sid
+        if not sid:
+            raise TransientSendError("answer without a message sid", code="no_sid", ambiguous=True)
+        return SendResult(provider_sid=str(sid), status=str(message.status or "queued"))
 
     def close(self) -> None:
         session = getattr(self._http, "session", None)
@@ -60,25 +136,61 @@ class TwilioGateway:
             session.close()
 
 
-def _translate(exc: TwilioRestException) -> PermanentSendError | TransientSendError:
-    code = str(exc.code) if exc.code is not None else None
-    message = f"HTTP {exc.status}: {exc.msg}"
-    if exc.status == 429 or exc.status >= 500:
-        return TransientSendError(message, code=code or str(exc.status))
-    if exc.code is not None and int(exc.code) in PERMANENT_CODES:
-        return PermanentSendError(message, code=code)
-    if 400 <= exc.status < 500:
-        return PermanentSendError(message, code=code or str(exc.status))
-    return TransientSendError(message, code=code)
+def _clean(text: str) -> str:
+    # Twilio's messages name the number ("The 'To' number +86… is not a valid
+    # phone number"); they end up in logs and in the outbox row's reason.
+    return mask_phones_in_text(text)
 
 
-def _translate_transport(exc: Exception) -> TransientSendError:
-    import requests  # the twilio library's transport
+def _translate_status(
+    status: int, code: object, msg: str
+) -> PermanentSendError | TransientSendError:
+    code_text = str(code) if code is not None else None
+    try:
+        code_number: int | None = int(code) if code is not None else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        code_number = None
+    message = f"HTTP {status}: {_clean(msg)}"
+    if status >= 500:
+        return TransientSendError(
+            message, code=code_text or str(status), ambiguous=status in _AMBIGUOUS_5XX
+        )
+    if code_number is not None and code_number in PERMANENT_CODES:
+        return PermanentSendError(message, code=code_text)
+    if status in _RETRYABLE_4XX:
+        return TransientSendError(message, code=code_text or str(status))
+    if 400 <= status < 500:
+        return PermanentSendError(message, code=code_text or str(status))
+    # 1xx/3xx (redirects are not followed): a misconfigured base URL, say.
+    return TransientSendError(message, code=code_text or str(status))
 
-    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ConnectionError):
-        # The request never reached the gateway (ConnectTimeout subclasses both).
-        if not isinstance(exc, requests.exceptions.ReadTimeout):
-            return TransientSendError(f"connection failed: {exc}", code="connect")
+
+def _never_sent(exc: requests.exceptions.RequestException) -> bool:
+    """True when the request cannot have reached the gateway."""
+    if isinstance(
+        exc,
+        requests.exceptions.ConnectTimeout
+        | requests.exceptions.SSLError
+        | requests.exceptions.InvalidURL
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.InvalidSchema,
+    ):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
+        # requests wraps urllib3's MaxRetryError; its reason says which step failed.
+        # Anything else (ProtocolError "Connection aborted", a reset) happened
+        # after the request was written.
+        inner = exc.args[0]
+        if isinstance(inner, MaxRetryError):
+            return isinstance(inner.reason, NewConnectionError | ConnectTimeoutError)
+    return False
+
+
+def _translate_transport(exc: requests.exceptions.RequestException) -> TransientSendError:
+    if _never_sent(exc):
+        return TransientSendError(f"connection failed: {_clean(str(exc))}", code="connect")
     if isinstance(exc, requests.exceptions.Timeout):
-        return TransientSendError(f"timed out: {exc}", code="timeout", ambiguous=True)
-    return TransientSendError(f"transport error: {exc}", code="transport", ambiguous=True)
+        return TransientSendError(f"timed out: {_clean(str(exc))}", code="timeout", ambiguous=True)
+    return TransientSendError(
+        f"transport error: {_clean(str(exc))}", code="transport", ambiguous=True
+    )

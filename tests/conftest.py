@@ -27,6 +27,8 @@ from tests.pg import Cluster, PostgresUnavailable, start_cluster
 
 HOTLINE = "+8657000000000"
 
+pytest_plugins = ["tests.fake_twilio"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
