@@ -258,3 +258,20 @@ class DeliveryAttempt(Base):
     error_code: Mapped[str | None] = mapped_column(String(16))
     error_message: Mapped[str | None] = mapped_column(Text)
     ambiguous: Mapped[bool] = mapped_column(default=False)
+
+
+class DeliveryReport(Base):
+    """A status callback from the gateway, kept as it came.
+
+    It is linked to its outbox row when the SID is known; one that arrives
+    before the worker has recorded the SID is linked and applied then.
+    """
+
+    __tablename__ = "delivery_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_messages.id"), index=True)

@@ -27,7 +27,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import unit_of_work
-from app.models import DeliveryAttempt, OutboundMessage
+from app.models import DeliveryAttempt, DeliveryReport, OutboundMessage
 from sms.gateway import (
     Gateway,
     OutgoingSms,
@@ -249,6 +249,7 @@ def _record(
     row.lease_until = None
     row.error_code = None
     row.error_message = None
+    _apply_early_reports(session, row)
     return "sent" if current else "stale"
 
 
@@ -321,30 +322,57 @@ _DELIVERY_RANK = {
 _DELIVERY_FINAL = frozenset({"undelivered", "failed", "canceled", "read"})
 
 
-def record_delivery_status(
-    session: Session, *, provider_sid: str, status: str, error_code: str | None
-) -> bool:
-    """Apply a status callback monotonically; False when the SID is unknown.
-
-    Statuses we do not know (`receiving`, `partially_delivered`, …) are
-    ignored; the row is found all the same, so the answer is True.
-    """
-    status = status.strip().lower()
-    row = session.scalar(
-        select(OutboundMessage).where(OutboundMessage.provider_sid == provider_sid)
-    )
-    if row is None:
-        return False
+def _apply_status(row: OutboundMessage, status: str, error_code: str | None) -> None:
+    """Move the row's delivery status forward; statuses we do not know
+    (`receiving`, `partially_delivered`, …) and backward moves are ignored."""
     new_rank = _DELIVERY_RANK.get(status)
     if new_rank is None or row.delivery_status in _DELIVERY_FINAL:
-        return True
+        return
     old_rank = _DELIVERY_RANK.get(row.delivery_status or "", 0)
     # Equal ranks may replace each other below "delivered" (queued ↔ accepted).
     if new_rank > old_rank or (new_rank == old_rank and old_rank < 4):
         row.delivery_status = status
         if error_code:
             row.error_code = _code(error_code)
+
+
+def record_delivery_status(
+    session: Session, *, provider_sid: str, status: str, error_code: str | None, now: datetime
+) -> bool:
+    """Keep a status callback as a `DeliveryReport` row and apply it monotonically.
+
+    Returns False when no outbox row has that SID yet: a callback can beat the
+    worker's commit of the SID, so the report is kept and applied when the SID
+    is recorded (see `_apply_early_reports`).
+    """
+    status = status.strip().lower()
+    row = session.scalar(
+        select(OutboundMessage).where(OutboundMessage.provider_sid == provider_sid)
+    )
+    session.add(
+        DeliveryReport(
+            provider_sid=provider_sid[:64],
+            status=status[:16],
+            error_code=_code(error_code),
+            received_at=now,
+            outbound_id=row.id if row is not None else None,
+        )
+    )
+    if row is None:
+        return False
+    _apply_status(row, status, error_code)
     return True
+
+
+def _apply_early_reports(session: Session, row: OutboundMessage) -> None:
+    reports = session.scalars(
+        select(DeliveryReport)
+        .where(DeliveryReport.provider_sid == row.provider_sid, DeliveryReport.outbound_id.is_(None))
+        .order_by(DeliveryReport.id)
+    )
+    for report in reports:
+        report.outbound_id = row.id
+        _apply_status(row, report.status, report.error_code)
 
 
 def pending_count(session: Session) -> int:

@@ -199,12 +199,16 @@ def create_app(
         def _record() -> bool:
             with rt.sessions() as session, session.begin():
                 return record_delivery_status(
-                    session, provider_sid=sid, status=status, error_code=form.get("ErrorCode") or None
+                    session,
+                    provider_sid=sid,
+                    status=status,
+                    error_code=form.get("ErrorCode") or None,
+                    now=rt.clock(),
                 )
 
         known = await run_in_threadpool(_record)
         if not known:
-            log.info("status callback for unknown message %s", sid)
+            log.info("status callback for %s before its SID was recorded; kept", sid)
         return Response(status_code=204)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.models import DeliveryAttempt, OutboundMessage
+from app.models import DeliveryAttempt, DeliveryReport, OutboundMessage
 from app.outbox import (
     PRIORITY_NORMAL,
     PRIORITY_URGENT,
@@ -628,7 +628,11 @@ def test_delivery_status_is_monotonic(
     def callback(message_id: int, status: str, error_code: str | None = None) -> bool:
         with unit_of_work(rt.sessions) as session:
             return record_delivery_status(
-                session, provider_sid=sid[message_id], status=status, error_code=error_code
+                session,
+                provider_sid=sid[message_id],
+                status=status,
+                error_code=error_code,
+                now=clock.now,
             )
 
     def delivery(message_id: int) -> tuple[str | None, str | None]:
@@ -661,5 +665,37 @@ def test_delivery_status_is_monotonic(
 
     with unit_of_work(rt.sessions) as session:
         assert not record_delivery_status(
-            session, provider_sid="SM" + "0" * 32, status="delivered", error_code=None
+            session, provider_sid="SM" + "0" * 32, status="delivered", error_code=None, now=clock.now
         )
+
+
+def test_status_callback_before_the_sid_is_recorded_is_applied_later(
+    rt: Runtime, clock: Clock, fake: FakeTwilio, gateway: TwilioGateway
+) -> None:
+    """The gateway may call back before the worker commits the SID it returned."""
+    (message_id,) = add(rt, clock.now, 1)
+
+    class EarlyCallbackGateway:
+        name = "early"
+
+        def send(self, sms: OutgoingSms) -> SendResult:
+            result = gateway.send(sms)
+            # The callback arrives while the worker still holds the result.
+            with unit_of_work(rt.sessions) as session:
+                known = record_delivery_status(
+                    session, provider_sid=result.provider_sid, status="undelivered",
+                    error_code="30003", now=clock.now,
+                )
+            assert known is False
+            return result
+
+        def close(self) -> None:
+            return None
+
+    deliver(rt, EarlyCallbackGateway(), clock.now)
+    out = row(rt, message_id)
+    assert out.status == "sent"
+    assert (out.delivery_status, out.error_code) == ("undelivered", "30003")
+    with rt.sessions() as session:
+        report = session.scalar(select(DeliveryReport))
+        assert report is not None and report.outbound_id == message_id
