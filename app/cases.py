@@ -435,7 +435,7 @@ def close(ctx: Ctx, case: Case, actor: Actor, *, rating: int | None) -> None:
     record(ctx, case, "closed", actor, rating=rating)
 
 
-def reopen(ctx: Ctx, case: Case, actor: Actor, *, reason: str) -> None:
+def reopen(ctx: Ctx, case: Case, actor: Actor, *, reason: str, comment: str = "") -> None:
     """'Not satisfied': the case opens again at its level, and its team is told."""
     if case.status != "resolved":
         raise Conflict(f"case #{case.code} is {case.status}")
@@ -445,13 +445,13 @@ def reopen(ctx: Ctx, case: Case, actor: Actor, *, reason: str) -> None:
     case.claimed_at = None
     case.resolved_at = None
     case.rating = 2
-    record(ctx, case, "reopened", actor, reason=reason)
+    record(ctx, case, "reopened", actor, reason=reason, comment=comment)
     start_clock(ctx, case)
     phones = participant_phones(ctx.session, case, level=case.level)
     if previous_owner and previous_owner not in phones and not previous_owner.startswith("api:"):
         phones.insert(0, previous_owner)
     for phone in phones:
-        ctx.send(case, phone, "reopened_team", code=case.code, text=case.summary)
+        ctx.send(case, phone, "reopened_team", code=case.code, text=comment or case.summary)
     ctx.send(case, case.resident_phone, "reopened_resident", code=case.code)
 
 

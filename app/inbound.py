@@ -143,7 +143,9 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
                 cases.close(ctx, resolved, actor, rating=1)
                 ctx.send(resolved, phone, "rated_thanks", code=resolved.code)
             else:
-                cases.reopen(ctx, resolved, actor, reason="resident not satisfied")
+                # "不满意，还没修好": the words after the rating tell the team why.
+                comment = parsed.text if parsed.text.strip() not in ("2", "２") else ""
+                cases.reopen(ctx, resolved, actor, reason="resident not satisfied", comment=comment)
             return resolved
     # Keep the resident's own words (full-width punctuation and all) for people.
     text = body.strip() or parsed.text

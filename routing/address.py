@@ -1,17 +1,18 @@
 """Addresses: normalising Chinese address text and matching it to the gazetteer.
 
 First version: exact matching of normalised gazetteer entries found anywhere
-in the text, longest entry wins; entries of equal length that point to
-different grids are told apart by the sender's home area, or reported as
-ambiguous. The full engine (fuzzy matching, prefix closure, clarifying
-questions) replaces `GazetteerIndex.match` later without changing its shape.
+in the text (never inside a longer number), longest entry wins; entries of
+equal length that point to different grids are told apart by the area names
+the text mentions, then by the sender's home area, or reported as ambiguous.
+The full engine (fuzzy matching, prefix closure, clarifying questions)
+replaces `GazetteerIndex.match` later without changing its shape.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 _DIGITS = {
@@ -19,10 +20,15 @@ _DIGITS = {
     "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
 }  # fmt: skip
 _UNITS = {"十": 10, "百": 100, "千": 1000}
-_NUMERAL_RUN = re.compile(r"[零〇一二两三四五六七八九十百千]+(?=[幢号室单元楼层弄巷组村期区])")
-_BUILDING_SYNONYMS = re.compile(r"(\d+)\s*(?:号楼|栋|座|幢|号幢)")
-_UNIT_ROOM = re.compile(r"\d+\s*(?:单元|室|层|楼(?!\d))|\d+-\d+-?\d*室?$")
-_PUNCT = re.compile(r"[\s\-—_,，。.、;；:：!！?？'\"“”‘’()（）\[\]【】<>《》#＃/\\]+")
+_NUMERALS = "零〇一二两三四五六七八九十百千"
+# A Chinese numeral is a number only before a word that numbers something:
+# 三幢, 十一号, 二十座; 七一村 too, but not 十字路口 or 一品小区.
+_NUMERAL_RUN = re.compile(rf"[{_NUMERALS}]+(?=[幢栋座号室单元楼层弄巷组村期区户])")
+# 第一, 第十一: an ordinal is always a number, whatever follows it.
+_ORDINAL = re.compile(rf"第+([{_NUMERALS}]+|\d+)")
+_BUILDING_SYNONYMS = re.compile(r"(\d+)(?:号楼|号幢|栋|座|幢)")
+_UNIT_ROOM = re.compile(r"\d+(?:单元|室|层|楼(?!\d))")
+_PUNCT = re.compile(r"[\s\-—_,，。.、;；:：!！?？'\"“”‘’()（）\[\]【】<>《》#＃/\\·・]+")
 
 
 def chinese_to_int(run: str) -> int | None:
@@ -49,26 +55,43 @@ def _numerals_to_digits(text: str) -> str:
         value = chinese_to_int(match.group(0))
         return str(value) if value is not None else match.group(0)
 
-    return _NUMERAL_RUN.sub(_sub, text)
+    def _ordinal(match: re.Match[str]) -> str:
+        run = match.group(1)
+        value = run if run.isdigit() else chinese_to_int(run)
+        return str(value) if value is not None else match.group(0)
+
+    return _NUMERAL_RUN.sub(_sub, _ORDINAL.sub(_ordinal, text))
+
+
+def _normalize_once(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    # Spaces and punctuation go first, so that "3号 楼" and "十 号" read like
+    # "3号楼" and "十号" and a second pass finds nothing more to do.
+    text = _PUNCT.sub("", text)
+    text = _numerals_to_digits(text)
+    return _BUILDING_SYNONYMS.sub(r"\1幢", text)
 
 
 def normalize_address(text: str) -> str:
     """Normalise address text for matching.
 
-    Full-width → half-width, Chinese numerals before a building/number word →
-    digits, building synonyms (`栋`, `号楼`, `座`) → `幢`, punctuation and
-    spaces removed, letters lower-cased. Idempotent.
+    Full-width → half-width, ordinals (`第一`) and Chinese numerals before a
+    building/number word → digits, building synonyms (`栋`, `号楼`, `座`) →
+    `幢`, punctuation and spaces removed, letters lower-cased. Idempotent.
     """
-    text = unicodedata.normalize("NFKC", text or "")
-    text = text.replace("第", "")
-    text = _numerals_to_digits(text)
-    text = _BUILDING_SYNONYMS.sub(r"\1幢", text)
-    text = _PUNCT.sub("", text)
-    return text.lower()
+    text = text or ""
+    # Removing a character can bring a base letter and a combining mark
+    # together, which NFKC then composes: repeat until nothing changes.
+    for _ in range(4):
+        again = _normalize_once(text)
+        if again == text:
+            break
+        text = again
+    return text
 
 
 def strip_unit_and_room(text: str) -> str:
-    """Drop `3单元`, `402室` and the like: they never change the grid."""
+    """Drop `3单元`, `402室`, `5楼` and the like: they never change the grid."""
     return _UNIT_ROOM.sub("", text)
 
 
@@ -122,8 +145,11 @@ class GazetteerIndex:
     def match(self, text: str, *, home_area: Iterable[str] = ()) -> AddressMatch:
         """Find the longest gazetteer entry inside `text`.
 
-        `home_area` (the sender's grid and its ancestors) breaks ties between
-        entries of the same text in different areas.
+        Entries of that length that point to different grids are told apart
+        by the area names the text itself mentions ("普陀区人民路"), then by
+        `home_area` (the sender's grid and its ancestors): the entries sharing
+        the most of those areas win. Otherwise the answer is ambiguous and
+        carries one candidate per grid.
         """
         norm = strip_unit_and_room(normalize_address(text))
         best: list[Entry] = []
@@ -132,34 +158,59 @@ class GazetteerIndex:
         # Scanning substrings costs O(len(text) * max_len) dictionary lookups,
         # independent of the gazetteer's size.
         for start in range(n):
+            if start and norm[start].isdigit() and norm[start - 1].isdigit():
+                continue  # "人民路12号" must not match inside "人民路112号"
             upper = min(n, start + self.max_len)
-            for end in range(upper, start + best_len, -1):
+            for end in range(upper, start + max(best_len, 1) - 1, -1):
+                if end < n and norm[end - 1].isdigit() and norm[end].isdigit():
+                    continue  # an entry ending in "12" must not match "123"
                 found = self.by_text.get(norm[start:end])
                 if found:
                     if end - start > best_len:
                         best, best_len = list(found), end - start
                     else:
-                        best.extend(found)
+                        best.extend(e for e in found if e not in best)
                     break
         if not best:
             return AddressMatch(grid=None, reason="no gazetteer entry in the text")
-        grids = {e.grid for e in best}
-        if len(grids) == 1:
+        if len({e.grid for e in best}) == 1:
             entry = best[0]
-            return AddressMatch(grid=entry.grid, entry=entry.text, candidates=(entry,),
-                                reason=f"matched {entry.text}")
+            return AddressMatch(
+                grid=entry.grid,
+                entry=entry.text,
+                candidates=(entry,),
+                reason=f"matched {entry.text}",
+            )
+        named = _most(best, lambda e: sum(1 for name in e.area_names if name and name in norm))
+        if named is not None:
+            return AddressMatch(
+                grid=named.grid,
+                entry=named.text,
+                candidates=tuple(best),
+                reason=f"matched {named.text} in the area the text names",
+            )
         home = set(home_area)
-        if home:
-            local = [e for e in best if home.intersection(e.area)]
-            if len({e.grid for e in local}) == 1:
-                entry = local[0]
-                return AddressMatch(grid=entry.grid, entry=entry.text, candidates=tuple(best),
-                                    reason=f"matched {entry.text} in the sender's area")
-        named = [e for e in best if any(name in norm for name in e.area_names if name)]
-        if len({e.grid for e in named}) == 1:
-            entry = named[0]
-            return AddressMatch(grid=entry.grid, entry=entry.text, candidates=tuple(best),
-                                reason=f"matched {entry.text} in the area the text names")
+        local = _most(best, lambda e: len(home.intersection(e.area))) if home else None
+        if local is not None:
+            return AddressMatch(
+                grid=local.grid,
+                entry=local.text,
+                candidates=tuple(best),
+                reason=f"matched {local.text} in the sender's area",
+            )
         unique = {e.grid: e for e in best}
-        return AddressMatch(grid=None, candidates=tuple(unique.values()),
-                            reason=f"{best[0].text} belongs to {len(unique)} grids")
+        return AddressMatch(
+            grid=None,
+            candidates=tuple(unique.values()),
+            reason=f"{best[0].text} belongs to {len(unique)} grids",
+        )
+
+
+def _most(entries: list[Entry], score: Callable[[Entry], int]) -> Entry | None:
+    """The entry that scores highest, if it scores above 0 and its grid alone does."""
+    scored = [(score(e), e) for e in entries]
+    top = max(s for s, _ in scored)
+    if top <= 0:
+        return None
+    winners = [e for s, e in scored if s == top]
+    return winners[0] if len({e.grid for e in winners}) == 1 else None

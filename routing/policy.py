@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -12,16 +13,23 @@ class PolicyError(ValueError):
     pass
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta:
     """`45s`, `30m`, `2h`, `3d` → timedelta."""
-    match = _DURATION.match(str(text))
+    match = _DURATION.match(text) if isinstance(text, str) else None
     if not match:
         raise PolicyError(f"bad duration {text!r} (use e.g. 45s, 30m, 2h, 3d)")
-    return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
+    except OverflowError:
+        raise PolicyError(f"duration {text!r} is too long") from None
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 @dataclass(frozen=True)
@@ -44,9 +52,13 @@ class PolicySet:
     rules: tuple[PriorityRule, ...] = field(default=())
 
     def choose(self, text: str) -> Policy:
-        """The first rule whose keyword appears in `text` wins; `normal` otherwise."""
+        """The first rule whose keyword appears in `text` wins; `normal` otherwise.
+
+        Letters match in any case and width ("ＦＩＲＥ" is "fire").
+        """
+        folded = _fold(text)
         for rule in self.rules:
-            if any(k and k in text for k in rule.keywords):
+            if any(k and _fold(k) in folded for k in rule.keywords):
                 return self.policies[rule.policy]
         return self.policies["normal"]
 
@@ -68,6 +80,9 @@ keywords = ["救命", "着火", "火灾", "溺水", "急救", "台风"]
 """
 
 
+_POLICY_KEYS = ("claim_within", "escalate_after", "resolve_within")
+
+
 def parse_policy(text: str) -> PolicySet:
     """Parse the TOML escalation policy; raise `PolicyError` naming what is wrong."""
     try:
@@ -77,13 +92,18 @@ def parse_policy(text: str) -> PolicySet:
     raw_policies = data.get("policies")
     if not isinstance(raw_policies, dict) or not raw_policies:
         raise PolicyError("no [policies.NAME] table")
+    unknown = set(data) - {"policies", "priority"}
+    if unknown:
+        raise PolicyError(f"unknown top-level key(s): {', '.join(sorted(unknown))}")
     policies: dict[str, Policy] = {}
     for name, body in raw_policies.items():
         if not isinstance(body, dict):
             raise PolicyError(f"policies.{name} must be a table")
+        extra = set(body) - set(_POLICY_KEYS)
+        if extra:
+            raise PolicyError(f"policies.{name}: unknown key(s) {', '.join(sorted(extra))}")
         try:
-            values = {k: parse_duration(body[k]) for k in
-                      ("claim_within", "escalate_after", "resolve_within")}
+            values = {k: parse_duration(body[k]) for k in _POLICY_KEYS}
         except KeyError as exc:
             raise PolicyError(f"policies.{name}: missing {exc.args[0]}") from exc
         except PolicyError as exc:
@@ -93,9 +113,17 @@ def parse_policy(text: str) -> PolicySet:
         policies[name] = Policy(name=name, **values)
     if "normal" not in policies:
         raise PolicyError("a [policies.normal] table is required")
+    raw_rules = data.get("priority", [])
+    if not isinstance(raw_rules, list):
+        raise PolicyError("priority must be an array of tables: write [[priority]]")
     rules: list[PriorityRule] = []
-    for i, rule in enumerate(data.get("priority", []), start=1):
-        if not isinstance(rule, dict) or rule.get("policy") not in policies:
+    for i, rule in enumerate(raw_rules, start=1):
+        if not isinstance(rule, dict):
+            raise PolicyError(f"priority rule {i} must be a table")
+        extra = set(rule) - {"policy", "keywords"}
+        if extra:
+            raise PolicyError(f"priority rule {i}: unknown key(s) {', '.join(sorted(extra))}")
+        if rule.get("policy") not in policies:
             raise PolicyError(f"priority rule {i}: unknown policy {rule.get('policy')!r}")
         keywords = rule.get("keywords", [])
         if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
@@ -105,6 +133,7 @@ def parse_policy(text: str) -> PolicySet:
 
 
 def default_policy() -> PolicySet:
+    """The built-in policy of DESIGN.md, used when no policy file is given."""
     return parse_policy(DEFAULT_POLICY_TOML)
 
 

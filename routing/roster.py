@@ -6,11 +6,15 @@ RFC 5545 RRULE, expanded with python-dateutil.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from dateutil.rrule import rrule, rrulestr
+
+log = logging.getLogger("gridline.roster")
 
 
 class InvalidShift(ValueError):
@@ -25,34 +29,84 @@ class ShiftSpec:
     rrule: str | None = None
 
 
+# Shifts recur by the day or longer; finer rules would make every lookup walk
+# millions of occurrences (and INTERVAL=0 never ends in dateutil).
+_FREQS = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
+_UNTIL = re.compile(r"^\d{8}(?:T\d{6}Z?)?$")
+_RANGES = {
+    "BYMONTH": (1, 12),
+    "BYMONTHDAY": (-31, 31),
+    "BYYEARDAY": (-366, 366),
+    "BYWEEKNO": (-53, 53),
+    "BYSETPOS": (-366, 366),
+}
+# A rule must occur within this span of its start, or it never really does.
+_HORIZON = timedelta(days=3660)
+
+
+def _check_parts(body: str, text: str) -> bool:
+    """Check what dateutil lets through; True when UNTIL is in UTC (`Z`)."""
+    parts: dict[str, str] = {}
+    for item in body.split(";"):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InvalidShift(f"bad RRULE {text!r}: {item!r} is not NAME=VALUE")
+        parts[name.strip().upper()] = value.strip().upper()
+    freq = parts.get("FREQ")
+    if freq not in _FREQS:
+        raise InvalidShift(f"bad RRULE {text!r}: FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY")
+    if "INTERVAL" in parts and not (parts["INTERVAL"].isdigit() and int(parts["INTERVAL"]) >= 1):
+        raise InvalidShift(f"bad RRULE {text!r}: INTERVAL must be a positive whole number")
+    for name, (low, high) in _RANGES.items():
+        for value in filter(None, parts.get(name, "").split(",")):
+            try:
+                number = int(value)
+            except ValueError:
+                raise InvalidShift(f"bad RRULE {text!r}: {name}={value}") from None
+            if number == 0 or not low <= number <= high:
+                raise InvalidShift(f"bad RRULE {text!r}: {name}={value} is out of range")
+    until = parts.get("UNTIL")
+    if until is not None and not _UNTIL.match(until):
+        raise InvalidShift(f"bad RRULE {text!r}: UNTIL must be YYYYMMDD or YYYYMMDDTHHMMSS[Z]")
+    return bool(until and until.endswith("Z"))
+
+
 def parse_rrule(text: str, *, dtstart: datetime, tz: tzinfo) -> rrule:
     """Parse an RRULE (with or without the `RRULE:` prefix) anchored at `dtstart`.
 
     `dtstart` is naive local time. A rule whose UNTIL is written in UTC (`Z`)
-    needs an aware start, so that form is tried second.
+    needs an aware start (RFC 5545), so it is anchored at `dtstart` in `tz`.
+    Raise `InvalidShift` for anything else than one daily-or-longer rule.
     """
     body = text.strip()
     if body.upper().startswith("RRULE:"):
-        body = body[6:]
+        body = body[6:].strip()
     if not body:
         raise InvalidShift("empty RRULE")
+    # One rule, no DTSTART/EXDATE lines: the shift's own start anchors it.
+    if ":" in body or "\n" in body or "\r" in body:
+        raise InvalidShift(f"RRULE must be a single rule line: {text!r}")
+    utc_until = _check_parts(body, text)
+    anchor = dtstart.replace(tzinfo=tz) if utc_until else dtstart
     try:
-        rule = rrulestr(body, dtstart=dtstart)
-    except (ValueError, TypeError) as first:
-        try:
-            rule = rrulestr(body, dtstart=dtstart.replace(tzinfo=tz))
-        except (ValueError, TypeError):
-            raise InvalidShift(f"bad RRULE {text!r}: {first}") from first
+        rule = rrulestr(body, dtstart=anchor)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidShift(f"bad RRULE {text!r}: {exc}") from exc
     if not isinstance(rule, rrule):
         raise InvalidShift(f"RRULE must be a single rule: {text!r}")
     return rule
 
 
 def validate_shift(spec: ShiftSpec, *, tz: tzinfo) -> None:
+    """Raise `InvalidShift` unless the shift ends after it starts and its RRULE
+    parses and occurs at least once."""
     if spec.ends_at <= spec.starts_at:
         raise InvalidShift("ends_at must be after starts_at")
     if spec.rrule:
-        parse_rrule(spec.rrule, dtstart=spec.starts_at, tz=tz)
+        rule = parse_rrule(spec.rrule, dtstart=spec.starts_at, tz=tz)
+        first = rule._dtstart  # type: ignore[attr-defined]
+        if rule.before(first + _HORIZON, inc=True) is None:
+            raise InvalidShift(f"RRULE {spec.rrule!r} never occurs after {spec.starts_at}")
 
 
 def is_on_shift(spec: ShiftSpec, *, now: datetime, tz: tzinfo) -> bool:
@@ -72,9 +126,18 @@ def is_on_shift(spec: ShiftSpec, *, now: datetime, tz: tzinfo) -> bool:
 
 
 def on_shift(shifts: Iterable[ShiftSpec], *, now: datetime, tz: tzinfo) -> list[str]:
-    """Phones on shift at `now`, in roster order, each once."""
+    """Phones on shift at `now`, in roster order, each once.
+
+    A stored shift that does not parse is skipped (and logged) rather than
+    keeping the whole unit from being routed to.
+    """
     seen: dict[str, None] = {}
     for spec in shifts:
-        if spec.phone not in seen and is_on_shift(spec, now=now, tz=tz):
-            seen[spec.phone] = None
+        if spec.phone in seen:
+            continue
+        try:
+            if is_on_shift(spec, now=now, tz=tz):
+                seen[spec.phone] = None
+        except InvalidShift as exc:
+            log.warning("skipping a shift that does not parse: %s", exc)
     return list(seen)

@@ -38,7 +38,8 @@ def mask_phone(phone: str) -> str:
     Works on E.164 and national forms; the country code is dropped so that a
     Chinese mobile reads the way residents write it.
     """
-    digits = re.sub(r"\D", "", phone or "")
+    phone = unicodedata.normalize("NFKC", phone or "")
+    digits = re.sub(r"\D", "", phone)
     if phone.startswith("+"):
         try:
             number = phonenumbers.parse(phone, None)
@@ -52,18 +53,34 @@ def mask_phone(phone: str) -> str:
     return digits[:3] + "****" + digits[-4:]
 
 
-# +86 13800138000, 13800138000, 0580-2021234, +1 415 555 0100 …: any run of
-# 7+ digits (with common separators) that looks like a phone number.
-_PHONE_RE = re.compile(r"(?<![\w*])(\+?\d[\d \-]{5,18}\d)(?!\w)")
+# +86 13800138000, 13800138000, 0580-2021234, +1 415 555 0100, %2B86… (a
+# form-encoded "+"): a run of 7+ digits with common separators. Dates and
+# times are skipped first so "2024-05-06 12:00:00" stays readable. Boundaries
+# are ASCII letters and digits only: Chinese text runs straight into a number
+# ("电话13800138000"), and "#4821 13800138000" keeps its case code.
+_PHONE_RE = re.compile(
+    r"(?P<date>(?<!\d)(?:19|20)\d{2}-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])"
+    r"(?:[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"(?!\d))"
+    r"|(?<![0-9A-Za-z*#])(?P<phone>(?:\+|%2[Bb])?\d(?:[ \-]?\d){5,18})(?![0-9A-Za-z])"
+)
 
 
 def mask_phones_in_text(text: str) -> str:
-    """Mask every phone-looking run of digits in free text (log lines)."""
+    """Mask every phone-looking run of digits in free text (log lines).
+
+    Runs of fewer than 7 digits (case codes like 4821, years, counts) and
+    dates are left as they are.
+    """
 
     def _sub(match: re.Match[str]) -> str:
-        run = match.group(1)
+        run = match.group("phone")
+        if run is None:
+            return match.group(0)
         if sum(ch.isdigit() for ch in run) < 7:
             return run
+        if run[:3] in ("%2B", "%2b"):
+            run = "+" + run[3:]
         return mask_phone(run)
 
     return _PHONE_RE.sub(_sub, text)

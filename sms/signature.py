@@ -13,14 +13,42 @@ def signed_url(public_url: str, path: str, query: str = "") -> str:
     return f"{url}?{query}" if query else url
 
 
+def _params(params: Mapping[str, str]) -> Mapping[str, str]:
+    # A multi-dict (Starlette's FormData, Werkzeug's MultiDict) goes as it is:
+    # the validator signs every value of a repeated field, dict() keeps one.
+    if hasattr(params, "getall") or hasattr(params, "getlist"):
+        return params
+    return dict(params)
+
+
 def is_valid_signature(
-    *, auth_token: str, url: str, params: Mapping[str, str], signature: str | None
+    *,
+    auth_token: str,
+    url: str,
+    params: Mapping[str, str],
+    signature: str | None,
+    algorithm: str | None = None,
 ) -> bool:
-    if not signature:
+    """True when `signature` (the `X-Twilio-Signature` header) signs `url` and `params`.
+
+    A missing signature or an empty token is never valid: an empty HMAC key is
+    one anybody can sign with. `algorithm` is `HMAC_SHA1` (the default, signed
+    with the Auth Token) or `HMAC_SHA256`, as named by the
+    `X-Twilio-Webhooks-Signature-Settings` header of Twilio's webhook rules.
+    """
+    if not signature or not auth_token:
         return False
-    return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+    validator = RequestValidator(auth_token)
+    if algorithm is None:  # the call every twilio 9.x understands
+        return bool(validator.validate(url, _params(params), signature))
+    return bool(validator.validate(url, _params(params), signature, algorithm))
 
 
-def sign(*, auth_token: str, url: str, params: Mapping[str, str]) -> str:
+def sign(
+    *, auth_token: str, url: str, params: Mapping[str, str], algorithm: str | None = None
+) -> str:
     """Compute the `X-Twilio-Signature` a gateway would send (tests, local tools)."""
-    return str(RequestValidator(auth_token).compute_signature(url, dict(params)))
+    validator = RequestValidator(auth_token)
+    if algorithm is None:
+        return str(validator.compute_signature(url, _params(params)))
+    return str(validator.compute_signature(url, _params(params), algorithm))

@@ -25,7 +25,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "resolved_resident": "您的诉求#{code}已办结：{note}。满意请回复1，不满意请回复2。",
         "rated_thanks": "感谢您的评价，诉求#{code}已结案。",
         "reopened_resident": "抱歉未能让您满意，诉求#{code}已重新办理。",
-        "help_resident": "直接发送您的诉求即可，我们会转给您所在网格。办结后回复1满意、2不满意；回复TD退订通知。",
+        "help_resident": (
+            "直接发送您的诉求即可，我们会转给您所在网格。办结后回复1满意、2不满意；回复TD退订通知。"
+        ),
         "opted_out": "已退订通知，回复“订阅”可恢复。诉求仍可随时发送。",
         "opted_in": "已恢复订阅通知。",
         # to team members and office duty phones
@@ -49,43 +51,56 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "no_open_case": "您当前没有办理中的诉求。回复“帮助”查看指令。",
         "several_cases": "您有多件办理中的诉求，请在回复前加编号：{codes}",
         "list": "办理中：{items}",
-        "help_worker": "指令：编号 收到｜编号 内容(答复居民)｜编号 办结 说明｜编号 上报 原因｜编号 转 网格码｜列表",
+        "help_worker": (
+            "指令：编号 收到｜编号 内容(答复居民)｜编号 办结 说明｜"
+            "编号 上报 原因｜编号 转 网格码｜列表"
+        ),
         "need_text": "请在编号后写上要发给居民的内容。",
     },
     "en": {
         "ack": "We got your request #{code}. {team} has it; replies come here.",
         "ack_append": "Added to your request #{code}.",
-        "ask_address": "Please reply with your address (estate + building, road + number, or village).",
-        "ask_address_again": "Address not recognised. Please give the estate or road and the building or number.",
+        "ask_address": (
+            "Please reply with your address (estate + building, road + number, or village)."
+        ),
+        "ask_address_again": (
+            "Address not recognised. Please give the estate or road and the building or number."
+        ),
         "claimed_resident": "Your request #{code} is handled by {name} of {team}.",
         "relay_resident": "#{code} {team}: {text}",
         "resolved_resident": "Request #{code} resolved: {note}. Reply 1 if satisfied, 2 if not.",
         "rated_thanks": "Thank you. Request #{code} is closed.",
         "reopened_resident": "Sorry. Request #{code} has been reopened.",
-        "help_resident": "Text your request and we pass it to your grid team. Reply 1/2 to rate, TD to opt out.",
+        "help_resident": (
+            "Text your request and we pass it to your grid team. Reply 1/2 to rate, TD to opt out."
+        ),
         "opted_out": "You will get no more notices. Reply START to opt back in.",
         "opted_in": "Notices are back on.",
-        "forward": "#{code} from {who}: {text} (reply \"{code} ok\" to claim)",
+        "forward": '#{code} from {who}: {text} (reply "{code} ok" to claim)',
         "forward_append": "#{code} more: {text}",
-        "claim_overdue": "#{code} not claimed in time: {text} (reply \"{code} ok\" to claim)",
-        "escalated_notice": "#{code} escalated to {level} ({reason}): {text} (reply \"{code} ok\")",
-        "assigned_notice": "#{code} assigned to you: {text} (reply \"{code} ok\" to claim)",
-        "reopened_team": "#{code} reopened, resident not satisfied: {text} (reply \"{code} ok\")",
-        "claimed_ok": "#{code} is yours. \"{code} <text>\" answers the resident, \"{code} done <note>\" resolves.",
+        "claim_overdue": '#{code} not claimed in time: {text} (reply "{code} ok" to claim)',
+        "escalated_notice": '#{code} escalated to {level} ({reason}): {text} (reply "{code} ok")',
+        "assigned_notice": '#{code} assigned to you: {text} (reply "{code} ok" to claim)',
+        "reopened_team": '#{code} reopened, resident not satisfied: {text} (reply "{code} ok")',
+        "claimed_ok": (
+            '#{code} is yours. "{code} <text>" answers the resident, "{code} done <note>" resolves.'
+        ),
         "claimed_notice": "#{code} claimed by {name}.",
         "already_claimed": "#{code} is already claimed by {name}.",
         "already_yours": "#{code} is already yours.",
         "resolved_ok": "#{code} resolved; the resident was asked to rate it.",
         "escalated_ok": "#{code} escalated to {level}.",
         "transferred_ok": "#{code} moved to {grid}.",
-        "unknown_grid": "No grid \"{grid}\". Check the grid code.",
-        "unknown_code": "No open request #{code}. Reply \"list\" for yours.",
+        "unknown_grid": 'No grid "{grid}". Check the grid code.',
+        "unknown_code": 'No open request #{code}. Reply "list" for yours.',
         "not_on_case": "You are not on request #{code}.",
         "not_allowed": "Request #{code} {status}: cannot {action}.",
-        "no_open_case": "You have no open requests. Reply \"help\" for commands.",
+        "no_open_case": 'You have no open requests. Reply "help" for commands.',
         "several_cases": "You have several open requests; start your reply with one: {codes}",
         "list": "Open: {items}",
-        "help_worker": "CODE ok | CODE <text> | CODE done <note> | CODE esc <reason> | CODE move <grid> | list",
+        "help_worker": (
+            "CODE ok | CODE <text> | CODE done <note> | CODE esc <reason> | CODE move <grid> | list"
+        ),
         "need_text": "Write the text for the resident after the code.",
     },
 }

@@ -154,8 +154,13 @@ def test_not_satisfied_reopens_and_tells_the_team(rt, phones, gateway):
     resident.text("2")
     case = _case(rt)
     assert case.status == "open" and case.claimed_by is None and case.level == "grid"
-    assert "重新打开" in a.last()
+    assert "重新打开" in a.last() and "噪音扰民" in a.last()
     assert "重新办理" in resident.last()
+    a.text(f"{code} 收到")
+    a.text(f"{code} 办结 再次劝导")
+    resident.text("不满意，晚上还是很吵")
+    assert _case(rt).status == "open"
+    assert "晚上还是很吵" in a.last()
 
 
 def test_resident_follow_up_goes_to_the_claimant(rt, phones, gateway):
