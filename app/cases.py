@@ -65,7 +65,9 @@ class Ctx:
         return self.rt.settings.locale
 
     def send(self, case: Case | None, to: str, template: str, **params: Any) -> None:
-        priority = PRIORITY_URGENT if case is not None and case.priority != "normal" else PRIORITY_NORMAL
+        priority = (
+            PRIORITY_URGENT if case is not None and case.priority != "normal" else PRIORITY_NORMAL
+        )
         enqueue(
             self.session,
             to=to,
@@ -81,7 +83,12 @@ class Ctx:
 
 def record(ctx: Ctx, case: Case, kind: str, actor: Actor, **detail: Any) -> CaseEvent:
     event = CaseEvent(
-        case_id=case.id, at=ctx.now, kind=kind, actor=actor.name, channel=actor.channel, detail=detail
+        case_id=case.id,
+        at=ctx.now,
+        kind=kind,
+        actor=actor.name,
+        channel=actor.channel,
+        detail=detail,
     )
     ctx.session.add(event)
     case.updated_at = ctx.now
@@ -202,7 +209,9 @@ def add_participants(ctx: Ctx, case: Case, phones: list[str], *, reason: str) ->
             continue
         existing.add(phone)
         ctx.session.add(
-            CaseParticipant(case_id=case.id, phone=phone, reason=reason, level=case.level, added_at=ctx.now)
+            CaseParticipant(
+                case_id=case.id, phone=phone, reason=reason, level=case.level, added_at=ctx.now
+            )
         )
         added.append(phone)
     ctx.session.flush()
@@ -277,7 +286,9 @@ def set_location(case: Case, grid: Region) -> None:
 def forward_to_grid(ctx: Ctx, case: Case, *, text: str) -> list[str]:
     """Send the case to the grid's on-shift members (all of them if no shift covers now)."""
     assert case.grid is not None
-    members, from_roster = directory.on_duty(ctx.session, case.grid, now=ctx.now, tz=ctx.rt.settings.tz)
+    members, from_roster = directory.on_duty(
+        ctx.session, case.grid, now=ctx.now, tz=ctx.rt.settings.tz
+    )
     phones = [m.phone for m in members]
     add_participants(ctx, case, phones, reason="forwarded" if from_roster else "team")
     who = resident_label(ctx, case)
@@ -295,7 +306,9 @@ def forward_to_grid(ctx: Ctx, case: Case, *, text: str) -> list[str]:
     return phones
 
 
-def route(ctx: Ctx, case: Case, grid: Region, *, method: str, evidence: dict[str, Any], text: str) -> None:
+def route(
+    ctx: Ctx, case: Case, grid: Region, *, method: str, evidence: dict[str, Any], text: str
+) -> None:
     """Place an opened case in a grid, start its clock and forward it."""
     set_location(case, grid)
     case.routing_method = method
@@ -325,8 +338,12 @@ def claim(ctx: Ctx, case: Case, actor: Actor, *, quiet: bool = False) -> None:
         ctx.send(case, actor.phone, "claimed_ok", code=case.code)
     if not quiet:
         ctx.send(
-            case, case.resident_phone, "claimed_resident",
-            code=case.code, team=team_name(case, ctx.locale), name=name,
+            case,
+            case.resident_phone,
+            "claimed_resident",
+            code=case.code,
+            team=team_name(case, ctx.locale),
+            name=name,
         )
 
 
@@ -338,8 +355,14 @@ def relay(ctx: Ctx, case: Case, actor: Actor, *, text: str) -> None:
         # Answering the resident is taking the case: stop the claim deadline.
         claim(ctx, case, actor, quiet=True)
     record(ctx, case, "relayed", actor, text=text)
-    ctx.send(case, case.resident_phone, "relay_resident",
-             code=case.code, team=team_name(case, ctx.locale), text=text)
+    ctx.send(
+        case,
+        case.resident_phone,
+        "relay_resident",
+        code=case.code,
+        team=team_name(case, ctx.locale),
+        text=text,
+    )
 
 
 def resolve(ctx: Ctx, case: Case, actor: Actor, *, note: str) -> None:
@@ -372,7 +395,9 @@ def office_for(case: Case, level: str) -> Region | None:
     return None
 
 
-def escalate(ctx: Ctx, case: Case, actor: Actor, *, reason: str, to_level: str | None = None) -> None:
+def escalate(
+    ctx: Ctx, case: Case, actor: Actor, *, reason: str, to_level: str | None = None
+) -> None:
     """Move the case up the ladder; the office there is texted and must claim it."""
     if case.status not in ("open", "claimed"):
         raise Conflict(f"case #{case.code} is {case.status}")
@@ -392,14 +417,29 @@ def escalate(ctx: Ctx, case: Case, actor: Actor, *, reason: str, to_level: str |
         phones = [m.phone for m in members]
     add_participants(ctx, case, phones, reason="office")
     record(
-        ctx, case, "escalated", actor,
-        **{"from": previous, "to": target, "reason": reason,
-           "office": office.code if office else None, "notified": [mask_phone(p) for p in phones]},
+        ctx,
+        case,
+        "escalated",
+        actor,
+        **{
+            "from": previous,
+            "to": target,
+            "reason": reason,
+            "office": office.code if office else None,
+            "notified": [mask_phone(p) for p in phones],
+        },
     )
     level_word = word(f"level.{target}", ctx.locale)
     for phone in phones:
-        ctx.send(case, phone, "escalated_notice",
-                 code=case.code, level=level_word, reason=reason, text=case.summary)
+        ctx.send(
+            case,
+            phone,
+            "escalated_notice",
+            code=case.code,
+            level=level_word,
+            reason=reason,
+            text=case.summary,
+        )
     if target == "town":
         # The town gets the rest of the claim window before the county is told.
         policy = ctx.rt.policies.policies.get(case.priority) or ctx.rt.policies.policies["normal"]

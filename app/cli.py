@@ -109,7 +109,9 @@ def db_upgrade() -> None:
 
 @cli.command("import")
 def import_(
-    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of CSV files.")],
+    folder: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="Folder of CSV files.")
+    ],
 ) -> None:
     """Load regions, members, addresses, residents and rosters from CSV files."""
     from app.importer import import_dir
@@ -149,11 +151,20 @@ def sms_inbound(
     sid = "CLI" + uuid.uuid4().hex
     try:
         with unit_of_work(rt.sessions) as session:
-            store_inbound(session, message_sid=sid, from_phone=phone, to_phone=settings.hotline_number,
-                          body=body, params={}, now=rt.clock())
+            store_inbound(
+                session,
+                message_sid=sid,
+                from_phone=phone,
+                to_phone=settings.hotline_number,
+                body=body,
+                params={},
+                now=rt.clock(),
+            )
         run_once(rt, gateway)
         with rt.sessions() as session:
-            message = session.scalar(select(InboundMessage).where(InboundMessage.message_sid == sid))
+            message = session.scalar(
+                select(InboundMessage).where(InboundMessage.message_sid == sid)
+            )
             assert message is not None
             if message.status == "failed":
                 typer.echo(f"processing failed: {message.error}", err=True)
@@ -176,7 +187,9 @@ def sms_inbound(
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Set up only; do not serve.")] = False,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Set up only; do not serve.")
+    ] = False,
 ) -> None:
     """An embedded demo: SQLite, console SMS provider, a small generated city."""
     from app.demo import DEMO_PHONES, write_demo_city

@@ -40,7 +40,9 @@ def fire(ctx: Ctx, step: ScheduledStep) -> str:
         outcome = "fired"
     elif step.kind == "resolve_overdue" and case.status in ("open", "claimed"):
         if case.level in ("grid", "town"):
-            cases.escalate(ctx, case, Actor.system(), reason="not resolved in time", to_level="county")
+            cases.escalate(
+                ctx, case, Actor.system(), reason="not resolved in time", to_level="county"
+            )
         else:
             cases.record(ctx, case, "overdue", Actor.system(), reason="not resolved in time")
         outcome = "fired"
@@ -69,6 +71,10 @@ def _claim_overdue(ctx: Ctx, case: Case) -> None:
     for phone in recipients:
         ctx.send(case, phone, "claim_overdue", code=case.code, text=case.summary)
     cases.record(
-        ctx, case, "claim_overdue", Actor.system(),
-        notified=[mask_phone(p) for p in recipients], town=case.town.code if case.town else None,
+        ctx,
+        case,
+        "claim_overdue",
+        Actor.system(),
+        notified=[mask_phone(p) for p in recipients],
+        town=case.town.code if case.town else None,
     )

@@ -36,7 +36,9 @@ def ancestor_at(region: Region | None, level: str) -> Region | None:
 def members_of(session: Session, unit_id: int) -> list[Member]:
     return list(
         session.scalars(
-            select(Member).where(Member.unit_id == unit_id, Member.active.is_(True)).order_by(Member.id)
+            select(Member)
+            .where(Member.unit_id == unit_id, Member.active.is_(True))
+            .order_by(Member.id)
         )
     )
 
@@ -47,7 +49,9 @@ def members_by_phone(session: Session, phone: str) -> list[Member]:
     )
 
 
-def on_duty(session: Session, unit: Region, *, now: datetime, tz: ZoneInfo) -> tuple[list[Member], bool]:
+def on_duty(
+    session: Session, unit: Region, *, now: datetime, tz: ZoneInfo
+) -> tuple[list[Member], bool]:
     """The unit's members on shift at `now`; all its members when no shift covers it.
 
     Returns the members and whether they came from the roster (False: fallback).

@@ -12,7 +12,9 @@ from sms.twilio_gateway import TwilioGateway
 
 def build_gateway(settings: Settings, *, echo: Callable[[str], None] | None = None) -> Gateway:
     if settings.sms_provider == "twilio":
-        assert settings.twilio_account_sid and settings.twilio_auth_token and settings.hotline_number
+        assert (
+            settings.twilio_account_sid and settings.twilio_auth_token and settings.hotline_number
+        )
         callback = f"{settings.public_url}/sms/status" if settings.public_url else None
         return TwilioGateway(
             account_sid=settings.twilio_account_sid,

@@ -59,12 +59,16 @@ def store_inbound(
     dialect = session.get_bind().dialect.name
     stmt: Any
     if dialect == "postgresql":
-        stmt = pg_insert(InboundMessage).values(values).on_conflict_do_nothing(
-            index_elements=["message_sid"]
+        stmt = (
+            pg_insert(InboundMessage)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["message_sid"])
         )
     elif dialect == "sqlite":
-        stmt = sqlite_insert(InboundMessage).values(values).on_conflict_do_nothing(
-            index_elements=["message_sid"]
+        stmt = (
+            sqlite_insert(InboundMessage)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["message_sid"])
         )
     else:  # pragma: no cover - other dialects are not supported targets
         stmt = insert(InboundMessage).values(values)
@@ -178,8 +182,14 @@ def open_case(ctx: Ctx, phone: str, text: str) -> Case:
     cases.record(ctx, case, "received", actor, text=text, priority=policy.name)
     placement = place(session, ctx.rt, phone=phone, text=text)
     if placement.grid is not None:
-        cases.route(ctx, case, placement.grid, method=placement.method,
-                    evidence=placement.evidence, text=text)
+        cases.route(
+            ctx,
+            case,
+            placement.grid,
+            method=placement.method,
+            evidence=placement.evidence,
+            text=text,
+        )
     else:
         case.routing_method = "asked"
         case.routing_evidence = {"method": "asked", **placement.evidence}
@@ -203,12 +213,24 @@ def _try_address(ctx: Ctx, case: Case, text: str) -> Case:
     if placement.grid is not None and placement.method == "address":
         _remember_address(ctx, case.resident_phone, text, placement.grid)
         case.resident_id = _resident(session, case.resident_phone).id  # type: ignore[union-attr]
-        cases.route(ctx, case, placement.grid, method="asked",
-                    evidence={**placement.evidence, "answer": text}, text=case.summary)
+        cases.route(
+            ctx,
+            case,
+            placement.grid,
+            method="asked",
+            evidence={**placement.evidence, "answer": text},
+            text=case.summary,
+        )
         return case
     case.address_attempts += 1
-    cases.record(ctx, case, "address_requested", Actor.system(), reason=placement.summary,
-                 attempt=case.address_attempts)
+    cases.record(
+        ctx,
+        case,
+        "address_requested",
+        Actor.system(),
+        reason=placement.summary,
+        attempt=case.address_attempts,
+    )
     ctx.send(case, case.resident_phone, "ask_address_again")
     return case
 
@@ -333,9 +355,9 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
             reason = cmd.arg or word("no_reason", locale)
             cases.escalate(ctx, case, actor, reason=reason)
         elif cmd.action is Action.TRANSFER:
-            grid = directory.region_by_code(session, cmd.arg.strip().upper()) or directory.region_by_code(
-                session, cmd.arg.strip()
-            )
+            grid = directory.region_by_code(
+                session, cmd.arg.strip().upper()
+            ) or directory.region_by_code(session, cmd.arg.strip())
             if grid is None or grid.level != "grid":
                 _reply(ctx, sender, "unknown_grid", case, grid=cmd.arg)
                 return case

@@ -23,7 +23,9 @@ class DatabaseCollector(Collector):
         now: datetime = self._rt.clock()
         with self._rt.sessions() as session:
             inbound = GaugeMetricFamily(
-                "gridline_inbound_messages", "Inbound SMS stored, by processing status", labels=["status"]
+                "gridline_inbound_messages",
+                "Inbound SMS stored, by processing status",
+                labels=["status"],
             )
             for status, count in session.execute(
                 select(InboundMessage.status, func.count()).group_by(InboundMessage.status)

@@ -367,7 +367,10 @@ def record_delivery_status(
 def _apply_early_reports(session: Session, row: OutboundMessage) -> None:
     reports = session.scalars(
         select(DeliveryReport)
-        .where(DeliveryReport.provider_sid == row.provider_sid, DeliveryReport.outbound_id.is_(None))
+        .where(
+            DeliveryReport.provider_sid == row.provider_sid,
+            DeliveryReport.outbound_id.is_(None),
+        )
         .order_by(DeliveryReport.id)
     )
     for report in reports:

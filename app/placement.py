@@ -37,11 +37,12 @@ def gazetteer(session: Session, rt: Runtime) -> GazetteerIndex:
     key = _index_key(session)
     cached = rt.caches.get("gazetteer")
     if isinstance(cached, tuple) and cached[0] == key:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     regions = {r.id: r for r in session.scalars(select(Region))}
 
     def area(region_id: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        codes, names = [], []
+        codes: list[str] = []
+        names: list[str] = []
         node = regions.get(region_id)
         while node is not None and len(codes) < 8:
             codes.append(node.code)
@@ -56,8 +57,13 @@ def gazetteer(session: Session, rt: Runtime) -> GazetteerIndex:
             continue
         codes, names = area(grid.id)
         entries.append(
-            Entry(text=address.address, normalized=address.normalized, grid=grid.code,
-                  area=codes, area_names=names)
+            Entry(
+                text=address.address,
+                normalized=address.normalized,
+                grid=grid.code,
+                area=codes,
+                area_names=names,
+            )
         )
     index = GazetteerIndex.build(entries)
     rt.caches["gazetteer"] = (key, index)

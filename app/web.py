@@ -41,7 +41,7 @@ class BadRequest(DomainError):
 
 
 def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -144,9 +144,7 @@ def create_app(
 
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(
-            {"error": exc.code, "detail": exc.message}, status_code=exc.status_code
-        )
+        return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status_code)
 
     @app.post("/sms/inbound", response_class=Response, tags=["sms"])
     async def sms_inbound(request: Request) -> Response:
@@ -164,7 +162,10 @@ def create_app(
         body = form.get("Body", "")
         if len(body) > MAX_BODY_CHARS:
             raise BadRequest(f"Body longer than {MAX_BODY_CHARS} characters")
-        extra = {k: form[k] for k in ("Latitude", "Longitude", "NumMedia") if k in form}
+        extra: dict[str, str] = {
+            k: form[k] for k in ("Latitude", "Longitude", "NumMedia") if k in form
+        }
+
         # Sync database work runs in the threadpool; one commit before answering.
         def _store() -> bool:
             with rt.sessions() as session, session.begin():
@@ -226,7 +227,9 @@ def create_app(
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # any driver error means "not ready"
             log.warning("readiness check failed: %s", exc.__class__.__name__)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable"}, status_code=503
+            )
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app

@@ -72,7 +72,9 @@ def signed_post(
     )
 
 
-def webhook_params(*, sender: str, body: str, sid: str | None = None, **extra: str) -> dict[str, str]:
+def webhook_params(
+    *, sender: str, body: str, sid: str | None = None, **extra: str
+) -> dict[str, str]:
     return {
         "MessageSid": sid or new_sid(),
         "AccountSid": "AC" + "0" * 32,
@@ -94,8 +96,15 @@ class Phone:
 
     def text(self, body: str) -> PassResult:
         with unit_of_work(self.rt.sessions) as session:
-            store_inbound(session, message_sid=new_sid(), from_phone=self.number, to_phone=None,
-                          body=body, params={}, now=self.rt.clock())
+            store_inbound(
+                session,
+                message_sid=new_sid(),
+                from_phone=self.number,
+                to_phone=None,
+                body=body,
+                params={},
+                now=self.rt.clock(),
+            )
         return run_once(self.rt, self.gateway)
 
     def inbox(self) -> list[str]:

@@ -22,8 +22,15 @@ def test_parallel_workers_keep_each_senders_order(rt):
         # would pick a sender's second message while its first is in progress.
         for phone in senders:
             for round_ in range(3):
-                store_inbound(session, message_sid=new_sid(), from_phone=phone, to_phone=None,
-                              body=f"翁山新村3幢 第{round_}条", params={}, now=rt.clock())
+                store_inbound(
+                    session,
+                    message_sid=new_sid(),
+                    from_phone=phone,
+                    to_phone=None,
+                    body=f"翁山新村3幢 第{round_}条",
+                    params={},
+                    now=rt.clock(),
+                )
     errors: list[BaseException] = []
     barrier = threading.Barrier(3)
 
@@ -35,7 +42,9 @@ def test_parallel_workers_keep_each_senders_order(rt):
                 assert failed == 0
                 if done == 0:
                     with rt.sessions() as s:
-                        left = s.scalar(select(func.count()).where(InboundMessage.status == "received"))
+                        left = s.scalar(
+                            select(func.count()).where(InboundMessage.status == "received")
+                        )
                     if not left:
                         return
         except BaseException as exc:
@@ -50,9 +59,15 @@ def test_parallel_workers_keep_each_senders_order(rt):
     with rt.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Case)) == len(senders)
         for case in s.scalars(select(Case)):
-            texts = [e.detail["text"] for e in s.scalars(
-                select(CaseEvent).where(CaseEvent.case_id == case.id,
-                                        CaseEvent.kind.in_(("received", "message")))
-                .order_by(CaseEvent.id))]
+            texts = [
+                e.detail["text"]
+                for e in s.scalars(
+                    select(CaseEvent)
+                    .where(
+                        CaseEvent.case_id == case.id, CaseEvent.kind.in_(("received", "message"))
+                    )
+                    .order_by(CaseEvent.id)
+                )
+            ]
             assert texts == [f"翁山新村3幢 第{i}条" for i in range(3)]
         assert s.scalar(select(func.count()).where(InboundMessage.status != "processed")) == 0

@@ -116,8 +116,11 @@ def test_deadlines_missed_while_down_fire_once_on_start(rt, gateway, city, clock
     assert kinds.count("escalated") == 1
     assert _case(rt).level == "county"
     with rt.sessions() as s:
-        pending = s.scalar(select(func.count()).where(
-            ScheduledStep.done_at.is_(None), ScheduledStep.due_at <= clock.now))
+        pending = s.scalar(
+            select(func.count()).where(
+                ScheduledStep.done_at.is_(None), ScheduledStep.due_at <= clock.now
+            )
+        )
         assert pending == 0
 
 

@@ -47,8 +47,11 @@ def _case(rt) -> Case:
 
 def _events(rt, case_id: int) -> list[str]:
     with rt.sessions() as s:
-        return list(s.scalars(select(CaseEvent.kind).where(CaseEvent.case_id == case_id)
-                              .order_by(CaseEvent.id)))
+        return list(
+            s.scalars(
+                select(CaseEvent.kind).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
+            )
+        )
 
 
 def _open_case(phones, body: str = "楼道灯坏了") -> Case:
@@ -66,7 +69,9 @@ def test_registered_resident_goes_to_grid_on_shift_with_code(rt, phones, gateway
     assert case.routing_method == "registered"
     assert re.fullmatch(r"\d{4}", case.code)
     # Wednesday 10:00 local: only worker A is on the day shift.
-    assert gateway.to(WORKER_A) == [f"#{case.code} 居民陈阿姨(137****0001)：楼道灯坏了，请帮忙（回复“{case.code} 收到”签收）"]
+    assert gateway.to(WORKER_A) == [
+        f"#{case.code} 居民陈阿姨(137****0001)：楼道灯坏了，请帮忙（回复“{case.code} 收到”签收）"
+    ]
     assert gateway.to(WORKER_B) == []
     ack = resident.last()
     assert f"#{case.code}" in ack and "翁山一网格服务团队" in ack
@@ -201,7 +206,9 @@ def test_full_width_and_english_commands(rt, phones, gateway):
     resident, a = phones(RESIDENT), phones(WORKER_A)
     resident.text("垃圾桶满了")
     code = _case(rt).code
-    full_width = "＃" + code.translate(str.maketrans("0123456789", "０１２３４５６７８９")) + "　收到"
+    full_width = (
+        "＃" + code.translate(str.maketrans("0123456789", "０１２３４５６７８９")) + "　收到"
+    )
     a.text(full_width)
     assert _case(rt).status == "claimed"
     a.text(f"#{code} DONE emptied")
@@ -286,8 +293,12 @@ def test_english_locale(rt, phones, gateway, settings):
 
 
 def test_county_office_gets_escalations_from_town(rt, phones, gateway):
-    resident, a, town, county = (phones(RESIDENT), phones(WORKER_A), phones(TOWN_OFFICE),
-                                 phones(COUNTY_OFFICE))
+    resident, a, town, county = (
+        phones(RESIDENT),
+        phones(WORKER_A),
+        phones(TOWN_OFFICE),
+        phones(COUNTY_OFFICE),
+    )
     resident.text("海堤裂缝")
     code = _case(rt).code
     a.text(f"{code} 上报")

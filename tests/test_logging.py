@@ -13,8 +13,15 @@ def _format(record: logging.LogRecord) -> str:
 
 
 def test_phones_in_messages_and_arguments_are_masked():
-    record = logging.LogRecord("t", logging.INFO, __file__, 1, "from %s to %s about #%s",
-                               ("+8613800138000", "13912345678", "4821"), None)
+    record = logging.LogRecord(
+        "t",
+        logging.INFO,
+        __file__,
+        1,
+        "from %s to %s about #%s",
+        ("+8613800138000", "13912345678", "4821"),
+        None,
+    )
     line = _format(record)
     assert "13800138000" not in line and "13912345678" not in line
     assert "138****8000" in line and "139****5678" in line

@@ -665,7 +665,11 @@ def test_delivery_status_is_monotonic(
 
     with unit_of_work(rt.sessions) as session:
         assert not record_delivery_status(
-            session, provider_sid="SM" + "0" * 32, status="delivered", error_code=None, now=clock.now
+            session,
+            provider_sid="SM" + "0" * 32,
+            status="delivered",
+            error_code=None,
+            now=clock.now,
         )
 
 
@@ -683,8 +687,11 @@ def test_status_callback_before_the_sid_is_recorded_is_applied_later(
             # The callback arrives while the worker still holds the result.
             with unit_of_work(rt.sessions) as session:
                 known = record_delivery_status(
-                    session, provider_sid=result.provider_sid, status="undelivered",
-                    error_code="30003", now=clock.now,
+                    session,
+                    provider_sid=result.provider_sid,
+                    status="undelivered",
+                    error_code="30003",
+                    now=clock.now,
                 )
             assert known is False
             return result

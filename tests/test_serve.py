@@ -54,6 +54,7 @@ def serve(env: dict[str, str]) -> Iterator[str]:
         text=True,
     )
     try:
+
         def up() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
@@ -89,7 +90,10 @@ def _post(base: str, params: dict[str, str]) -> httpx.Response:
     return httpx.post(
         url,
         content=urlencode(params).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+        },
         timeout=10,
     )
 
@@ -98,7 +102,9 @@ def _sent_rows(url: str) -> list[OutboundMessage]:
     engine = make_engine(url)
     try:
         with make_sessionmaker(engine)() as session:
-            return list(session.scalars(select(OutboundMessage).where(OutboundMessage.status == "sent")))
+            return list(
+                session.scalars(select(OutboundMessage).where(OutboundMessage.status == "sent"))
+            )
     finally:
         engine.dispose()
 
@@ -116,8 +122,10 @@ def test_embedded_default_serves_and_works_the_queue(tmp_path):
         response = _post(base, webhook_params(sender=RESIDENT, body="楼道灯坏了"))
         assert response.status_code == 200
         # The forward and the ack are written in one transaction and sent in one pass.
-        rows = wait_for(lambda: [r for r in _sent_rows(url) if r.to_phone == RESIDENT] and _sent_rows(url),
-                        what="forward and ack")
+        rows = wait_for(
+            lambda: [r for r in _sent_rows(url) if r.to_phone == RESIDENT] and _sent_rows(url),
+            what="forward and ack",
+        )
         # Who is on shift depends on the wall clock of the run: A by day, A and B by night.
         assert {RESIDENT, WORKER_A} <= {r.to_phone for r in rows} <= {RESIDENT, WORKER_A, WORKER_B}
         unsigned = httpx.post(f"{base}/sms/inbound", data={"MessageSid": new_sid()}, timeout=10)
@@ -137,8 +145,10 @@ def test_postgres_with_twilio_provider(pg_url, fake_twilio):
         }
         with serve(env) as base:
             assert _post(base, webhook_params(sender=RESIDENT, body="水管漏水")).status_code == 200
-            wait_for(lambda: any(m.to == RESIDENT for m in fake_twilio.messages),
-                     what="the acknowledgement at the fake Twilio")
+            wait_for(
+                lambda: any(m.to == RESIDENT for m in fake_twilio.messages),
+                what="the acknowledgement at the fake Twilio",
+            )
             by_to = {m.to: m for m in fake_twilio.messages}
             assert {RESIDENT, WORKER_A} <= set(by_to) <= {RESIDENT, WORKER_A, WORKER_B}
             assert all(m.from_ == "+8657000000000" for m in fake_twilio.messages)

@@ -11,8 +11,15 @@ from tests.factories import RESIDENT, WORKER_A, make_city
 def test_resident_text_is_forwarded(rt, clock):
     with unit_of_work(rt.sessions) as s:
         make_city(s)
-        store_inbound(s, message_sid="SM1", from_phone=RESIDENT, to_phone=None, body="楼道灯坏了",
-                      params={}, now=clock.now)
+        store_inbound(
+            s,
+            message_sid="SM1",
+            from_phone=RESIDENT,
+            to_phone=None,
+            body="楼道灯坏了",
+            params={},
+            now=clock.now,
+        )
     run_once(rt, ConsoleGateway(), now=clock.now)
     with rt.sessions() as s:
         case = s.scalar(select(Case))

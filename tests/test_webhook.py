@@ -38,7 +38,9 @@ def test_signed_message_is_stored_and_answered_with_empty_twiml(client, rt):
 
 
 def test_location_params_are_kept(client, rt):
-    params = webhook_params(sender="+8613700000001", body="这里", Latitude="30.0", Longitude="122.1")
+    params = webhook_params(
+        sender="+8613700000001", body="这里", Latitude="30.0", Longitude="122.1"
+    )
     assert signed_post(client, "/sms/inbound", params).status_code == 200
     with rt.sessions() as s:
         assert s.scalar(select(InboundMessage)).params["Latitude"] == "30.0"
@@ -63,8 +65,15 @@ def test_concurrent_deliveries_of_one_sid_store_one_row(rt):
             barrier.wait()
             with unit_of_work(rt.sessions) as session:
                 results.append(
-                    store_inbound(session, message_sid=sid, from_phone="+8613700000001",
-                                  to_phone=None, body="x", params={}, now=rt.clock())
+                    store_inbound(
+                        session,
+                        message_sid=sid,
+                        from_phone="+8613700000001",
+                        to_phone=None,
+                        body="x",
+                        params={},
+                        now=rt.clock(),
+                    )
                 )
         except BaseException as exc:  # surfaced below
             errors.append(exc)
@@ -144,12 +153,16 @@ def test_invalid_utf8_is_400(client, rt):
 
 def test_status_callback_is_signed_and_monotonic(client, rt):
     with unit_of_work(rt.sessions) as s:
-        row = enqueue(s, to="+8613700000001", template="opted_in", params={}, locale="zh",
-                      now=rt.clock())
+        row = enqueue(
+            s, to="+8613700000001", template="opted_in", params={}, locale="zh", now=rt.clock()
+        )
         row.status = "sent"
         row.provider_sid = "SM" + "a" * 32
     base = {"MessageSid": "SM" + "a" * 32, "AccountSid": "AC" + "0" * 32}
-    assert signed_post(client, "/sms/status", {**base, "MessageStatus": "delivered"}).status_code == 204
+    assert (
+        signed_post(client, "/sms/status", {**base, "MessageStatus": "delivered"}).status_code
+        == 204
+    )
     # A late "sent" must not overwrite "delivered".
     assert signed_post(client, "/sms/status", {**base, "MessageStatus": "sent"}).status_code == 204
     unsigned = client.post(
