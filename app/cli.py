@@ -127,7 +127,7 @@ def import_(
         raise typer.Exit(1) from exc
     finally:
         rt.close()
-    typer.echo(str(report))
+    typer.echo(f"import done: {len(report.files)} file(s)")
 
 
 @sms_cli.command("inbound")
@@ -209,7 +209,7 @@ def demo(
         raise typer.Exit(1) from exc
     finally:
         rt.close()
-    typer.echo(_demo_instructions(settings, DEMO_PHONES, host, port))
+    typer.echo(_demo_instructions(settings, DEMO_PHONES, host, port, serving=not no_serve))
     if not no_serve:
         import uvicorn
 
@@ -219,15 +219,23 @@ def demo(
         uvicorn.run(app, host=host, port=port, log_config=None)
 
 
-def _demo_instructions(settings: Settings, phones: dict[str, str], host: str, port: int) -> str:
+def _demo_instructions(
+    settings: Settings, phones: dict[str, str], host: str, port: int, *, serving: bool
+) -> str:
     resident = phones.get("resident", "")
     stranger = phones.get("stranger", "")
     worker_phone = phones.get("worker", "")
+    serve_line = (
+        f"Serving on http://{host}:{port}  (health: /healthz, API docs: /docs). In another terminal:"
+        if serving
+        else "Set up only (--no-serve)."
+    )
     return f"""
-Gridline demo — database {settings.database_url}, SMS printed to this console.
+Gridline demo — database {settings.database_url}, SMS printed to the log (phones masked).
 
-Serving on http://{host}:{port}  (health: /healthz, API docs: /docs)
-In another terminal, text the hotline as a resident and as a grid worker:
+{serve_line}
+Text the hotline as a resident and as a grid worker (from this folder, with
+the same GRIDLINE_DATABASE_URL; `make run` installs the command in .venv/bin):
 
   gridline sms inbound --from {resident} --body "楼道灯坏了，请帮忙修一下"
   gridline sms inbound --from {stranger} --body "路灯不亮"      (asked for an address)

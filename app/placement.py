@@ -25,11 +25,15 @@ class Placement:
         return str(self.evidence.get("reason", ""))
 
 
-def _index_key(session: Session) -> tuple[int, int, str]:
-    count, max_id, latest = session.execute(
+def _index_key(session: Session) -> tuple[object, ...]:
+    """Changes whenever the gazetteer or the region tree (names, parents) changes."""
+    addresses = session.execute(
         select(func.count(Address.id), func.max(Address.id), func.max(Address.updated_at))
     ).one()
-    return int(count or 0), int(max_id or 0), str(latest)
+    regions = session.execute(
+        select(func.count(Region.id), func.max(Region.id), func.max(Region.updated_at))
+    ).one()
+    return (*map(str, addresses), *map(str, regions))
 
 
 def gazetteer(session: Session, rt: Runtime) -> GazetteerIndex:
