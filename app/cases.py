@@ -5,7 +5,7 @@ event, its outbox rows and its deadline steps in the caller's transaction.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import directory
+from app import categories, directory, quiet, webhooks_out
 from app.errors import Conflict
 from app.models import (
     ACTIVE_STATUSES,
@@ -26,7 +26,7 @@ from app.models import (
 )
 from app.outbox import PRIORITY_NORMAL, PRIORITY_URGENT, enqueue
 from app.runtime import Runtime
-from routing.policy import deadlines_for
+from routing.policy import Policy, deadlines_for, policy_from_snapshot
 from sms.phones import mask_phone
 from sms.templates import word
 
@@ -78,6 +78,7 @@ class Ctx:
             case_id=case.id if case is not None else None,
             inbound_id=self.inbound_id,
             priority=priority,
+            not_before=quiet.hold_until(self, case, to, template),
         )
 
 
@@ -92,6 +93,7 @@ def record(ctx: Ctx, case: Case, kind: str, actor: Actor, **detail: Any) -> Case
     )
     ctx.session.add(event)
     case.updated_at = ctx.now
+    webhooks_out.on_case_event(ctx.session, case, event, locale=ctx.locale)  # offices' hooks
     return event
 
 
@@ -219,6 +221,10 @@ def add_participants(ctx: Ctx, case: Case, phones: list[str], *, reason: str) ->
 
 
 def display_name(session: Session, phone: str, locale: str) -> str:
+    if phone.startswith("api:"):  # an office acting through the API: its name
+        from app.offices import display_name as office_name
+
+        return office_name(session, phone, locale) or word("office", locale)
     return directory.member_name(session, phone) or mask_phone(phone)
 
 
@@ -256,10 +262,25 @@ def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
     ctx.session.execute(stmt, execution_options={"synchronize_session": False})
 
 
-def start_clock(ctx: Ctx, case: Case) -> None:
-    """(Re)start the claim and resolution deadlines from now."""
-    policy = ctx.rt.policies.policies.get(case.priority) or ctx.rt.policies.policies["normal"]
-    due = deadlines_for(policy, opened_at=ctx.now)
+def policy_of(ctx: Ctx, case: Case) -> Policy:
+    """The policy the case started with (its snapshot), else the file's by name."""
+    if case.policy_snapshot:
+        return policy_from_snapshot(case.policy_snapshot)
+    return ctx.rt.policies.policies.get(case.priority) or ctx.rt.policies.policies["normal"]
+
+
+def start_clock(ctx: Ctx, case: Case, *, reopened: bool = False) -> None:
+    """(Re)start the claim and resolution deadlines from now; a reopened case
+    must be claimed sooner (`reopen_claim_within`)."""
+    policy = policy_of(ctx, case)
+    due = deadlines_for(policy, opened_at=ctx.now, tz=ctx.rt.settings.tz)
+    if reopened:
+        shorter = policy.reopen_claim - policy.claim_within
+        due = replace(
+            due,
+            claim_due_at=due.claim_due_at + shorter,
+            escalate_due_at=due.escalate_due_at + shorter,
+        )
     case.claim_due_at = due.claim_due_at
     case.escalate_due_at = due.escalate_due_at
     case.resolve_due_at = due.resolve_due_at
@@ -267,6 +288,8 @@ def start_clock(ctx: Ctx, case: Case) -> None:
     schedule(ctx, case, "claim_overdue", due.claim_due_at)
     schedule(ctx, case, "escalate", due.escalate_due_at)
     schedule(ctx, case, "resolve_overdue", due.resolve_due_at)
+    if policy.remind_before is not None and due.resolve_due_at - policy.remind_before > ctx.now:
+        schedule(ctx, case, "resolve_reminder", due.resolve_due_at - policy.remind_before)
 
 
 # ---------------------------------------------------------------- transitions
@@ -289,11 +312,17 @@ def forward_to_grid(ctx: Ctx, case: Case, *, text: str) -> list[str]:
     members, from_roster = directory.on_duty(
         ctx.session, case.grid, now=ctx.now, tz=ctx.rt.settings.tz
     )
-    phones = [m.phone for m in members]
+    # A category's roles (a doctor for health) first, the rest later (app/categories.py).
+    phones, later = categories.split_first(ctx, case, [m.phone for m in members])
     add_participants(ctx, case, phones, reason="forwarded" if from_roster else "team")
     who = resident_label(ctx, case)
     for phone in phones:
         ctx.send(case, phone, "forward", code=case.code, who=who, text=text)
+    extra: dict[str, Any] = {}
+    if later:
+        extra = {"category": case.category, "later": [mask_phone(p) for p in later]}
+        due = ctx.now + policy_of(ctx, case).claim_within / 2
+        categories.schedule_rest(ctx, case, later, due_at=due)
     record(
         ctx,
         case,
@@ -302,6 +331,7 @@ def forward_to_grid(ctx: Ctx, case: Case, *, text: str) -> list[str]:
         grid=case.grid.code,
         to=[mask_phone(p) for p in phones],
         roster="on shift" if from_roster else "no shift covers now: whole team",
+        **extra,
     )
     return phones
 
@@ -328,7 +358,7 @@ def claim(ctx: Ctx, case: Case, actor: Actor, *, quiet: bool = False) -> None:
     case.status = "claimed"
     case.claimed_by = actor.phone or actor.name
     case.claimed_at = ctx.now
-    cancel_steps(ctx, case, "claim_overdue", "escalate")
+    cancel_steps(ctx, case, "claim_overdue", "escalate", "resend")
     record(ctx, case, "claimed", actor, level=case.level)
     name = display_name(ctx.session, case.claimed_by, ctx.locale)
     for phone in participant_phones(ctx.session, case):
@@ -409,7 +439,7 @@ def escalate(
     case.status = "open"
     case.claimed_by = None
     case.claimed_at = None
-    cancel_steps(ctx, case, "claim_overdue", "escalate")
+    cancel_steps(ctx, case, "claim_overdue", "escalate", "resend")
     office = office_for(case, target)
     phones: list[str] = []
     if office is not None:
@@ -440,10 +470,13 @@ def escalate(
             reason=reason,
             text=case.summary,
         )
+    policy = policy_of(ctx, case)
     if target == "town":
         # The town gets the rest of the claim window before the county is told.
-        policy = ctx.rt.policies.policies.get(case.priority) or ctx.rt.policies.policies["normal"]
         schedule(ctx, case, "escalate", ctx.now + (policy.escalate_after - policy.claim_within))
+    else:
+        # The top of the ladder is never silent: re-sent until claimed (app/ladder.py).
+        schedule(ctx, case, "resend", ctx.now + policy.resend_every)
     if actor.phone:
         ctx.send(case, actor.phone, "escalated_ok", code=case.code, level=level_word)
 
@@ -486,7 +519,7 @@ def reopen(ctx: Ctx, case: Case, actor: Actor, *, reason: str, comment: str = ""
     case.resolved_at = None
     case.rating = 2
     record(ctx, case, "reopened", actor, reason=reason, comment=comment)
-    start_clock(ctx, case)
+    start_clock(ctx, case, reopened=True)
     phones = participant_phones(ctx.session, case, level=case.level)
     if previous_owner and previous_owner not in phones and not previous_owner.startswith("api:"):
         phones.insert(0, previous_owner)
@@ -504,3 +537,44 @@ def current_handlers(ctx: Ctx, case: Case) -> list[str]:
 
 def member_units(session: Session, phone: str) -> list[Member]:
     return directory.members_by_phone(session, phone)
+
+
+# ---------------------------------------------------------------- office actions
+
+
+def assign(ctx: Ctx, case: Case, actor: Actor, *, phone: str) -> None:
+    """Hand the case to a phone (a member or any contact, e.g. a bureau's duty
+    phone): it is texted the case, becomes a participant (so it can answer with
+    the SMS grammar) and holds the claim."""
+    if case.status not in ("open", "claimed"):
+        raise Conflict(f"case #{case.code} is {case.status}")
+    add_participants(ctx, case, [phone], reason="assigned")
+    previous = case.claimed_by
+    case.status = "claimed"
+    case.claimed_by = phone
+    case.claimed_at = ctx.now
+    cancel_steps(ctx, case, "claim_overdue", "escalate", "resend")
+    record(
+        ctx,
+        case,
+        "assigned",
+        actor,
+        to=mask_phone(phone),
+        name=directory.member_name(ctx.session, phone),
+        level=case.level,
+        previous=display_name(ctx.session, previous, ctx.locale) if previous else None,
+    )
+    ctx.send(case, phone, "assigned_notice", code=case.code, text=case.summary)
+
+
+def comment(ctx: Ctx, case: Case, actor: Actor, *, body: str) -> None:
+    """An internal note on the timeline; nobody is texted. Allowed in every status."""
+    record(ctx, case, "comment", actor, body=body)
+
+
+def message_resident(ctx: Ctx, case: Case, actor: Actor, *, body: str, sender: str) -> None:
+    """An SMS to the resident from the hotline, signed with `sender` (the office's name)."""
+    if case.status not in ("awaiting_address", "open", "claimed", "resolved"):
+        raise Conflict(f"case #{case.code} is {case.status}")
+    record(ctx, case, "messaged", actor, text=body)
+    ctx.send(case, case.resident_phone, "relay_resident", code=case.code, team=sender, text=body)

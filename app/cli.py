@@ -13,6 +13,9 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from app.cli_api import apikey_cli
+from app.cli_roster import roster_cli
+from app.cli_route import route as route_command
 from app.db import make_engine, unit_of_work
 from app.errors import ImportFailed
 from app.gateways import build_gateway
@@ -29,6 +32,9 @@ db_cli = typer.Typer(help="Database commands.", no_args_is_help=True)
 sms_cli = typer.Typer(help="Local SMS tools.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(sms_cli, name="sms")
+cli.add_typer(apikey_cli, name="apikey")
+cli.add_typer(roster_cli, name="roster")
+cli.command("route")(route_command)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -190,10 +196,16 @@ def demo(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Set up only; do not serve.")
     ] = False,
+    scale: Annotated[
+        str, typer.Option(help="small (8 grids) or zhoushan (2,360 grids, 370,000 households).")
+    ] = "small",
 ) -> None:
     """An embedded demo: SQLite, console SMS provider, a small generated city."""
-    from app.demo import DEMO_PHONES, write_demo_city
     from app.importer import import_dir
+    from app.zhoushan import SCALES, write_demo
+
+    if scale not in SCALES:
+        raise typer.BadParameter(f"one of {', '.join(SCALES)}", param_hint="--scale")
 
     settings = load_settings(sms_provider="console", validate_signatures=False)
     configure_logging(settings.log_level)
@@ -201,15 +213,15 @@ def demo(
     rt = build_runtime(settings)
     try:
         with tempfile.TemporaryDirectory(prefix="gridline-demo-") as folder:
-            write_demo_city(Path(folder))
-            import_dir(rt, Path(folder))
+            phones = write_demo(Path(folder), scale, progress=typer.echo)
+            import_dir(rt, Path(folder), progress=None if scale == "small" else typer.echo)
     except ImportFailed as exc:
         for line in exc.errors:
             typer.echo(line, err=True)
         raise typer.Exit(1) from exc
     finally:
         rt.close()
-    typer.echo(_demo_instructions(settings, DEMO_PHONES, host, port, serving=not no_serve))
+    typer.echo(_demo_instructions(settings, phones, host, port, serving=not no_serve))
     if not no_serve:
         import uvicorn
 
@@ -226,7 +238,7 @@ def _demo_instructions(
     stranger = phones.get("stranger", "")
     worker_phone = phones.get("worker", "")
     serve_line = (
-        f"Serving on http://{host}:{port}  (health: /healthz, API docs: /docs). In another terminal:"
+        f"Serving on http://{host}:{port} (health: /healthz, API docs: /docs). In another terminal:"
         if serving
         else "Set up only (--no-serve)."
     )

@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from app import cases, directory
+from app import cases, directory, ladder
 from app.cases import Actor, Ctx
 from app.models import Case, ScheduledStep
 from sms.phones import mask_phone
 
 log = logging.getLogger("gridline.deadlines")
-
-
-def next_due_step(session: Session, *, now: datetime) -> ScheduledStep | None:
-    stmt = (
-        select(ScheduledStep)
-        .where(ScheduledStep.done_at.is_(None), ScheduledStep.due_at <= now)
-        .order_by(ScheduledStep.due_at, ScheduledStep.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    return session.scalar(stmt)
 
 
 def fire(ctx: Ctx, step: ScheduledStep) -> str:
@@ -49,6 +34,8 @@ def fire(ctx: Ctx, step: ScheduledStep) -> str:
     elif step.kind == "rating_close" and case.status == "resolved":
         cases.close(ctx, case, Actor.system(), rating=None)
         outcome = "fired"
+    elif step.kind in ladder.KINDS:
+        outcome = ladder.fire(ctx, case, step)
     step.done_at = ctx.now
     step.outcome = outcome
     return outcome
@@ -75,6 +62,7 @@ def _claim_overdue(ctx: Ctx, case: Case) -> None:
         case,
         "claim_overdue",
         Actor.system(),
+        reason="not claimed in time: the whole grid team and the town office texted",
         notified=[mask_phone(p) for p in recipients],
         town=case.town.code if case.town else None,
     )

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Member, Region, Shift
-from routing.roster import ShiftSpec, on_shift
+from app import rosters
+from app.models import Member, Region
 
 
 def region_by_code(session: Session, code: str) -> Region | None:
@@ -52,19 +52,12 @@ def members_by_phone(session: Session, phone: str) -> list[Member]:
 def on_duty(
     session: Session, unit: Region, *, now: datetime, tz: ZoneInfo
 ) -> tuple[list[Member], bool]:
-    """The unit's members on shift at `now`; all its members when no shift covers it.
+    """The unit's members on duty at `now` (shifts, overrides and leave: see
+    app/rosters.py); all its members not on leave when nobody is.
 
     Returns the members and whether they came from the roster (False: fallback).
     """
-    members = members_of(session, unit.id)
-    shifts = session.scalars(select(Shift).where(Shift.unit_id == unit.id).order_by(Shift.id))
-    specs = [ShiftSpec(s.phone, s.starts_at, s.ends_at, s.rrule) for s in shifts]
-    phones = on_shift(specs, now=now, tz=tz)
-    by_phone = {m.phone: m for m in members}
-    on = [by_phone[p] for p in phones if p in by_phone]
-    if on:
-        return on, True
-    return members, False
+    return rosters.on_duty(session, unit, now=now, tz=tz)
 
 
 def member_name(session: Session, phone: str) -> str | None:

@@ -47,7 +47,8 @@ from app.import_csv import (
 from app.models import REGION_LEVELS, Address, Member, Region, Resident, Shift
 from app.placement import gazetteer
 from app.runtime import Runtime
-from routing.address import AddressMatch, GazetteerIndex, normalize_address, strip_unit_and_room
+from routing.address import AddressMatch, normalize_address, strip_unit_and_room
+from routing.gazetteer import Gazetteer
 from routing.roster import InvalidShift, ShiftSpec, validate_shift
 from sms.phones import mask_phone
 
@@ -108,7 +109,7 @@ def import_dir(rt: Runtime, folder: Path, *, progress: Progress | None = None) -
     """
     say: Progress = progress or (lambda _line: None)
     present = [name for name in FILES if (folder / name).is_file()]
-    if not present:
+    if not present and not (folder / "grids.geojson").is_file():
         raise ImportFailed([f"{folder}: no import files (expected any of {', '.join(FILES)})"])
     loaders: dict[str, _Loader] = {
         "regions.csv": _load_regions,
@@ -136,6 +137,10 @@ def import_dir(rt: Runtime, folder: Path, *, progress: Progress | None = None) -
         else:
             report.files[name] = counts
             say(f"{name}: {counts}")
+    if (folder / "grids.geojson").is_file():
+        from app.import_geo import import_into  # grid boundaries, after regions.csv
+
+        import_into(rt, folder, report, say)
     if report.errors:
         raise ImportDirFailed(report.errors, report)
     return report
@@ -363,7 +368,7 @@ def _load_residents(
     regions = regions_by_code(session)
     # The gazetteer is loaded once, and only when some row needs it; residents of
     # one building differ only by unit and room, so each building is matched once.
-    index: GazetteerIndex | None = None
+    index: Gazetteer | None = None
     matches: dict[str, AddressMatch] = {}
     seen: dict[Any, int] = {}
     records: list[dict[str, Any]] = []

@@ -11,11 +11,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
-from app import cases, directory
+from app import cases, directory, ladder, rosters
 from app.cases import Actor, Ctx
 from app.errors import Conflict
 from app.models import Case, InboundMessage, Region, Resident
-from app.placement import place
+from app.placement import location_of, place, place_answer
 from routing.grammar import (
     Action,
     ResidentIntent,
@@ -24,6 +24,7 @@ from routing.grammar import (
     parse_resident,
     parse_worker,
 )
+from routing.policy import policy_snapshot
 from sms.phones import mask_phone
 from sms.templates import word
 
@@ -149,7 +150,7 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
             else:
                 # "不满意，还没修好": the words after the rating tell the team why.
                 comment = parsed.text if parsed.text.strip() not in ("2", "２") else ""
-                cases.reopen(ctx, resolved, actor, reason="resident not satisfied", comment=comment)
+                ladder.not_satisfied(ctx, resolved, actor, comment=comment)
             return resolved
     # Keep the resident's own words (full-width punctuation and all) for people.
     text = body.strip() or parsed.text
@@ -164,12 +165,17 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
 def open_case(ctx: Ctx, phone: str, text: str) -> Case:
     session = ctx.session
     resident = _resident(session, phone)
-    policy = ctx.rt.policies.choose(text)
+    policies = ctx.rt.policies
+    category = policies.categorize(text)
+    tags = resident.tags.split(";") if resident is not None and resident.tags else []
+    policy = policies.choose(text, tags=tags, category=category)
     case = Case(
         code="",
         status="awaiting_address",
         level="grid",
         priority=policy.name,
+        policy_snapshot=policy_snapshot(policy),
+        category=category,
         resident_phone=phone,
         resident_id=resident.id if resident else None,
         summary=text,
@@ -180,7 +186,8 @@ def open_case(ctx: Ctx, phone: str, text: str) -> Case:
     cases.assign_code(session, case)
     actor = Actor.sms(phone)
     cases.record(ctx, case, "received", actor, text=text, priority=policy.name)
-    placement = place(session, ctx.rt, phone=phone, text=text)
+    location = location_of(session, ctx.inbound_id)
+    placement = place(session, ctx.rt, phone=phone, text=text, location=location)
     if placement.grid is not None:
         cases.route(
             ctx,
@@ -195,7 +202,8 @@ def open_case(ctx: Ctx, phone: str, text: str) -> Case:
         case.routing_evidence = {"method": "asked", **placement.evidence}
         case.address_attempts = 1
         cases.record(ctx, case, "address_requested", Actor.system(), reason=placement.summary)
-        ctx.send(case, phone, "ask_address")
+        template, params = placement.question(ctx.locale)
+        ctx.send(case, phone, template, **params)
     return case
 
 
@@ -203,16 +211,20 @@ def _try_address(ctx: Ctx, case: Case, text: str) -> Case:
     """The resident's answer to "where do you live?": route when it places them."""
     session = ctx.session
     cases.record(ctx, case, "message", Actor.sms(case.resident_phone), text=text)
-    placement = place(session, ctx.rt, phone=case.resident_phone, text=text)
-    if placement.grid is None or placement.method != "address":
-        # Also try the address together with the first text, which may name
-        # the estate while the answer names only the building.
-        combined = place(session, ctx.rt, phone=case.resident_phone, text=f"{case.summary} {text}")
-        if combined.grid is not None and combined.method == "address":
-            placement = combined
-    if placement.grid is not None and placement.method == "address":
-        _remember_address(ctx, case.resident_phone, text, placement.grid)
-        case.resident_id = _resident(session, case.resident_phone).id  # type: ignore[union-attr]
+    placement = place_answer(
+        session,
+        ctx.rt,
+        phone=case.resident_phone,
+        answer=text,
+        asked=case.routing_evidence,
+        summary=case.summary,
+        location=location_of(session, ctx.inbound_id),
+    )
+    if placement.grid is not None and placement.method in ("address", "location"):
+        if placement.method == "address":
+            remember = str(placement.evidence.get("remember") or text)
+            _remember_address(ctx, case.resident_phone, remember, placement.grid)
+            case.resident_id = _resident(session, case.resident_phone).id  # type: ignore[union-attr]
         cases.route(
             ctx,
             case,
@@ -231,7 +243,12 @@ def _try_address(ctx: Ctx, case: Case, text: str) -> Case:
         reason=placement.summary,
         attempt=case.address_attempts,
     )
-    ctx.send(case, case.resident_phone, "ask_address_again")
+    if placement.method == "ask":  # the answer is a place of several grids: ask which
+        case.routing_evidence = {"method": "asked", **placement.evidence}
+        template, params = placement.question(ctx.locale)
+        ctx.send(case, case.resident_phone, template, **params)
+    else:
+        ctx.send(case, case.resident_phone, "ask_address_again")
     return case
 
 
@@ -325,7 +342,7 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
             _reply(ctx, sender, "list", items=items)
         return None
     if cmd.action is Action.DUTY:
-        _reply(ctx, sender, "help_worker")
+        rosters.answer_duty(ctx, sender)
         return None
 
     case, cmd = _target_case(ctx, sender, cmd)

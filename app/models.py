@@ -124,6 +124,10 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     level: Mapped[str] = mapped_column(String(10), default="grid", index=True)
     priority: Mapped[str] = mapped_column(String(32), default="normal")
+    # The policy the case started with (durations), so that editing the policy
+    # file changes new cases only; and the category its text was given.
+    policy_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    category: Mapped[str | None] = mapped_column(String(32))
     resident_phone: Mapped[str] = mapped_column(String(32))
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"), index=True)
@@ -132,7 +136,8 @@ class Case(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     routing_method: Mapped[str | None] = mapped_column(String(20))
     routing_evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    # A phone, or an API actor `api:<office code>:<key prefix>` (up to 80 chars).
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
     claimed_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
@@ -161,7 +166,7 @@ class CaseEvent(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(80))
     channel: Mapped[str] = mapped_column(String(16))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -197,6 +202,12 @@ class ScheduledStep(Base):
     done_at: Mapped[datetime | None]
     # fired, or cancelled (the case moved on before the step was due)
     outcome: Mapped[str | None] = mapped_column(String(16))
+    # A worker's lease (see app/scheduler.py): `lease_token` counts leases and
+    # fences a worker whose lease was taken over after it expired.
+    lease_until: Mapped[datetime | None]
+    lease_token: Mapped[int] = mapped_column(default=0)
+    # What the step needs besides its case (e.g. the undelivered outbox row).
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class InboundMessage(Base):
@@ -275,3 +286,11 @@ class DeliveryReport(Base):
     error_code: Mapped[str | None] = mapped_column(String(16))
     received_at: Mapped[datetime]
     outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_messages.id"), index=True)
+
+
+# The tables of other modules, on the same metadata (Alembic sees them).
+from app import (  # noqa: E402
+    models_api,  # noqa: F401  (office API tables)
+    models_escalation,  # noqa: F401  (escalation tables)
+    models_routing,  # noqa: F401  (routing tables)
+)

@@ -27,7 +27,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import unit_of_work
-from app.models import DeliveryAttempt, DeliveryReport, OutboundMessage
+from app.models import DeliveryAttempt, DeliveryReport, OutboundMessage, ScheduledStep
 from sms.gateway import (
     Gateway,
     OutgoingSms,
@@ -56,8 +56,10 @@ def enqueue(
     case_id: int | None = None,
     inbound_id: int | None = None,
     priority: int = PRIORITY_NORMAL,
+    not_before: datetime | None = None,
 ) -> OutboundMessage:
-    """Add an SMS to the outbox in the caller's transaction (flushed, not committed)."""
+    """Add an SMS to the outbox in the caller's transaction (flushed, not committed);
+    it is sent from `not_before` on when given (quiet hours)."""
     message = OutboundMessage(
         to_phone=to,
         template=template,
@@ -68,7 +70,7 @@ def enqueue(
         inbound_id=inbound_id,
         priority=priority,
         status="pending",
-        next_attempt_at=now,
+        next_attempt_at=max(now, not_before) if not_before is not None else now,
         created_at=now,
     )
     session.add(message)
@@ -221,6 +223,7 @@ def _record(
         row.lease_until = None
         if permanent:
             row.status = "failed"
+            _not_delivered(session, row, now=now)
         elif row.attempts >= backoff.max_attempts:
             row.status = "failed"
             row.error_message = _text(f"gave up after {row.attempts} attempts: {outcome.message}")
@@ -249,7 +252,7 @@ def _record(
     row.lease_until = None
     row.error_code = None
     row.error_message = None
-    _apply_early_reports(session, row)
+    _apply_early_reports(session, row, now=now)
     return "sent" if current else "stale"
 
 
@@ -322,18 +325,54 @@ _DELIVERY_RANK = {
 _DELIVERY_FINAL = frozenset({"undelivered", "failed", "canceled", "read"})
 
 
-def _apply_status(row: OutboundMessage, status: str, error_code: str | None) -> None:
+def _apply_status(row: OutboundMessage, status: str, error_code: str | None) -> bool:
     """Move the row's delivery status forward; statuses we do not know
-    (`receiving`, `partially_delivered`, …) and backward moves are ignored."""
+    (`receiving`, `partially_delivered`, …) and backward moves are ignored.
+    True when the status moved."""
     new_rank = _DELIVERY_RANK.get(status)
     if new_rank is None or row.delivery_status in _DELIVERY_FINAL:
-        return
+        return False
     old_rank = _DELIVERY_RANK.get(row.delivery_status or "", 0)
     # Equal ranks may replace each other below "delivered" (queued ↔ accepted).
     if new_rank > old_rank or (new_rank == old_rank and old_rank < 4):
+        moved = row.delivery_status != status
         row.delivery_status = status
         if error_code:
             row.error_code = _code(error_code)
+        return moved
+    return False
+
+
+# Notices that hand a case to somebody: one that does not arrive must not
+# leave the case waiting for its deadline (app/ladder.py).
+_CASE_NOTICES = frozenset(
+    {
+        "forward",
+        "claim_overdue",
+        "escalated_notice",
+        "assigned_notice",
+        "reopened_team",
+        "resent_top",
+        "undelivered_next",
+    }
+)
+
+
+def _not_delivered(session: Session, row: OutboundMessage, *, now: datetime) -> None:
+    """A case notice was reported undelivered or failed: a step, due now, brings
+    in the next people on the ladder (the scheduler fires it on its next pass)."""
+    if row.case_id is None or row.template not in _CASE_NOTICES:
+        return
+    session.add(
+        ScheduledStep(
+            case_id=row.case_id, kind="undelivered", due_at=now, params={"outbound_id": row.id}
+        )
+    )
+
+
+def _after_status(session: Session, row: OutboundMessage, *, now: datetime) -> None:
+    if row.delivery_status in ("undelivered", "failed"):
+        _not_delivered(session, row, now=now)
 
 
 def record_delivery_status(
@@ -360,11 +399,12 @@ def record_delivery_status(
     )
     if row is None:
         return False
-    _apply_status(row, status, error_code)
+    if _apply_status(row, status, error_code):
+        _after_status(session, row, now=now)
     return True
 
 
-def _apply_early_reports(session: Session, row: OutboundMessage) -> None:
+def _apply_early_reports(session: Session, row: OutboundMessage, *, now: datetime) -> None:
     reports = session.scalars(
         select(DeliveryReport)
         .where(
@@ -375,7 +415,8 @@ def _apply_early_reports(session: Session, row: OutboundMessage) -> None:
     )
     for report in reports:
         report.outbound_id = row.id
-        _apply_status(row, report.status, report.error_code)
+        if _apply_status(row, report.status, report.error_code):
+            _after_status(session, row, now=now)
 
 
 def pending_count(session: Session) -> int:

@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     outbox_backoff_base_seconds: float = 5.0
     outbox_backoff_cap_seconds: float = 3600.0
     outbox_lease_seconds: float = 120.0
+    # Deadline steps (app/scheduler.py): leased in batches; a killed worker's
+    # lease is taken over after this long.
+    step_batch_size: int = 20
+    step_lease_seconds: float = 60.0
+    # Local hour at which each office gets its daily digest of overdue cases.
+    digest_hour: int = Field(default=8, ge=0, le=23)
+    # Office API webhooks (app/webhooks_out.py). Private, loopback and link-local
+    # targets are refused unless allowed here (tests and closed networks).
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_base_seconds: float = 10.0
+    # Office API limits: requests per key per minute, SMS per office per local day.
+    api_rate_limit_per_minute: int = Field(default=600, ge=1)
+    api_sms_daily_quota: int = Field(default=500, ge=0)
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from twilio.twiml.messaging_response import MessagingResponse
 
+from app.api import install_api
+from app.deps import RuntimeDep
 from app.errors import DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from app.gateways import build_gateway
 from app.inbound import store_inbound
@@ -38,29 +38,6 @@ MAX_BODY_CHARS = 1600  # Twilio's own limit for one message body
 class BadRequest(DomainError):
     status_code = 400
     code = "bad_request"
-
-
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-def get_session(rt: RuntimeDep) -> Iterator[Session]:
-    """The request's one commit point."""
-    session = rt.sessions()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 async def read_form(request: Request, rt: Runtime) -> dict[str, str]:
@@ -232,4 +209,5 @@ def create_app(
             )
         return JSONResponse({"status": "ok", "database": "ok"})
 
+    install_api(app)
     return app

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from app import deadlines, inbound
+from app import digests, inbound, scheduler, webhooks_out
 from app.cases import Ctx
 from app.db import unit_of_work
 from app.models import InboundMessage
@@ -29,10 +29,11 @@ class PassResult:
     inbound_failed: int = 0
     steps: int = 0
     sent: dict[str, int] = field(default_factory=dict)
+    webhooks: dict[str, int] = field(default_factory=dict)
 
     @property
     def busy(self) -> bool:
-        return bool(self.inbound or self.inbound_failed or self.steps or self.sent)
+        return bool(self.inbound or self.inbound_failed or self.steps or self.sent or self.webhooks)
 
 
 def process_inbound(rt: Runtime, *, now: datetime, limit: int = 100) -> tuple[int, int]:
@@ -65,15 +66,9 @@ def process_inbound(rt: Runtime, *, now: datetime, limit: int = 100) -> tuple[in
 
 
 def fire_due_steps(rt: Runtime, *, now: datetime, limit: int = 100) -> int:
-    fired = 0
-    for _ in range(limit):
-        with unit_of_work(rt.sessions) as session:
-            step = deadlines.next_due_step(session, now=now)
-            if step is None:
-                break
-            deadlines.fire(Ctx(session=session, rt=rt, now=now), step)
-        fired += 1
-    return fired
+    """Deadline steps (leased, exactly once: see app/scheduler.py), then daily jobs."""
+    handled = sum(scheduler.run_due(rt, now=now, limit=limit).values())
+    return handled + digests.run_daily(rt, now=now)
 
 
 def backoff_from(rt: Runtime) -> Backoff:
@@ -102,6 +97,7 @@ def run_once(rt: Runtime, gateway: Gateway, *, now: datetime | None = None) -> P
         lease=timedelta(seconds=rt.settings.outbox_lease_seconds),
         limit=rt.settings.outbox_batch_size,
     )
+    result.webhooks = webhooks_out.deliver_due(rt, now=moment())
     return result
 
 

@@ -1,11 +1,10 @@
 """Addresses: normalising Chinese address text and matching it to the gazetteer.
 
-First version: exact matching of normalised gazetteer entries found anywhere
-in the text (never inside a longer number), longest entry wins; entries of
-equal length that point to different grids are told apart by the area names
-the text mentions, then by the sender's home area, or reported as ambiguous.
-The full engine (fuzzy matching, prefix closure, clarifying questions)
-replaces `GazetteerIndex.match` later without changing its shape.
+`normalize_address` and `strip_unit_and_room` are what every match is made
+on. `GazetteerIndex` is the first version's exact matcher, kept for its
+callers and tests; the routing engine (prefix closure, road fallback, fuzzy
+matching, decisions with confidence and questions) is `routing.gazetteer`,
+whose `Gazetteer.match` answers in the same `AddressMatch` shape.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "ack_append": "已补充到您的诉求#{code}。",
         "ask_address": "您好，请回复您的住址（小区+楼幢、路名+门牌号或村名），以便转给所在网格。",
         "ask_address_again": "未能识别该地址，请写明小区或路名及楼幢门牌号，如“翁山新村3幢”。",
+        "ask_choice": "请问您说的是哪一处？{choices}",
+        "ask_part": "{place}有多个网格，请回复{part}，如“{example}”。",
         "claimed_resident": "您的诉求#{code}已由{team}{name}受理。",
         "relay_resident": "#{code} {team}：{text}",
         "resolved_resident": "您的诉求#{code}已办结：{note}。满意请回复1，不满意请回复2。",
@@ -56,6 +58,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "编号 上报 原因｜编号 转 网格码｜列表"
         ),
         "need_text": "请在编号后写上要发给居民的内容。",
+        # escalation engine (app/ladder.py, app/digests.py)
+        "resent_top": "#{code} 仍无人签收（{level}）：{text}（回复“{code} 收到”签收）",
+        "undelivered_next": "#{code} 原通知未能送达，请您接办：{text}（回复“{code} 收到”签收）",
+        "overdue_digest": "{day}逾期诉求{count}件：{codes}。回复“编号 收到”签收。",
+        "duty": "{grid}当前值班：{items}",
+        "resolve_reminder": "#{code} 将于{due}到办结时限，请及时办结（回复“{code} 办结 说明”）。",
+        "duty_gap": "{grid}当前无人排班，由全体成员负责：{items}",
+        "roster_gap": "{day}排班空档（期间由网格全体成员负责）：{items}",
     },
     "en": {
         "ack": "We got your request #{code}. {team} has it; replies come here.",
@@ -66,6 +76,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "ask_address_again": (
             "Address not recognised. Please give the estate or road and the building or number."
         ),
+        "ask_choice": "Which place do you mean? {choices}",
+        "ask_part": "{place} spans several grids: please reply with the {part}, e.g. {example}.",
         "claimed_resident": "Your request #{code} is handled by {name} of {team}.",
         "relay_resident": "#{code} {team}: {text}",
         "resolved_resident": "Request #{code} resolved: {note}. Reply 1 if satisfied, 2 if not.",
@@ -102,6 +114,15 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "CODE ok | CODE <text> | CODE done <note> | CODE esc <reason> | CODE move <grid> | list"
         ),
         "need_text": "Write the text for the resident after the code.",
+        "resent_top": '#{code} still unclaimed ({level}): {text} (reply "{code} ok" to claim)',
+        "undelivered_next": (
+            '#{code} could not reach the first contact, please take it: {text} (reply "{code} ok")'
+        ),
+        "overdue_digest": '{day}: {count} overdue requests: {codes}. Reply "CODE ok" to claim.',
+        "duty": "On duty now in {grid}: {items}",
+        "resolve_reminder": '#{code} is due by {due}; please resolve it ("{code} done <note>").',
+        "duty_gap": "Nobody is rostered in {grid} now; the whole team covers: {items}",
+        "roster_gap": "{day} roster gaps (the whole grid team covers them): {items}",
     },
 }
 
@@ -128,6 +149,11 @@ WORDS: dict[str, dict[str, str]] = {
         "no_reason": "未说明",
         "office": "办公室",
         "sep": "；",
+        "choice": "回复{n} {label}",
+        "part.building": "楼幢号",
+        "part.number": "门牌号",
+        "part.village": "自然村名",
+        "part.town": "所在镇（街道）和门牌号",
     },
     "en": {
         "level.grid": "grid",
@@ -150,6 +176,11 @@ WORDS: dict[str, dict[str, str]] = {
         "no_reason": "no reason given",
         "office": "office",
         "sep": "; ",
+        "choice": "reply {n} for {label}",
+        "part.building": "building number",
+        "part.number": "house number",
+        "part.village": "natural village",
+        "part.town": "town and house number",
     },
 }
 

@@ -1,0 +1,167 @@
+"""Duty rosters in the database: shifts, one-off overrides, leave, and what
+they say (who is on duty, the `值班`/`duty` SMS, the daily roster-gap notice).
+
+The decisions are made by `routing.duty`; this module loads its inputs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Member, Region, Shift
+from app.models_escalation import MemberLeave, RosterOverride
+from routing.duty import Duty, Leave, Override, describe_gaps, duty_at, gaps
+from routing.roster import ShiftSpec
+from sms.phones import mask_phone
+from sms.templates import word
+
+if TYPE_CHECKING:  # app.cases imports app.directory, which imports this module
+    from app.cases import Ctx
+
+
+def shift_specs(session: Session, unit_id: int) -> list[ShiftSpec]:
+    rows = session.scalars(select(Shift).where(Shift.unit_id == unit_id).order_by(Shift.id))
+    return [ShiftSpec(s.phone, s.starts_at, s.ends_at, s.rrule) for s in rows]
+
+
+def overrides_of(session: Session, unit_id: int) -> list[Override]:
+    rows = session.scalars(
+        select(RosterOverride).where(RosterOverride.unit_id == unit_id).order_by(RosterOverride.id)
+    )
+    return [Override(r.phone, r.starts_at, r.ends_at, r.replaces) for r in rows]
+
+
+def leaves_of(session: Session, phones: Iterable[str]) -> list[Leave]:
+    wanted = list(set(phones))
+    if not wanted:
+        return []
+    rows = session.scalars(select(MemberLeave).where(MemberLeave.phone.in_(wanted)))
+    return [Leave(r.phone, r.starts_at, r.ends_at) for r in rows]
+
+
+def _members(session: Session, unit_id: int) -> list[Member]:
+    return list(
+        session.scalars(
+            select(Member)
+            .where(Member.unit_id == unit_id, Member.active.is_(True))
+            .order_by(Member.id)
+        )
+    )
+
+
+def duty(session: Session, unit: Region, *, now: datetime, tz: ZoneInfo) -> Duty:
+    shifts = shift_specs(session, unit.id)
+    overrides = overrides_of(session, unit.id)
+    phones = [s.phone for s in shifts] + [o.phone for o in overrides]
+    phones += [m.phone for m in _members(session, unit.id)]
+    return duty_at(shifts, overrides, leaves_of(session, phones), now=now, tz=tz)
+
+
+def on_duty(
+    session: Session, unit: Region, *, now: datetime, tz: ZoneInfo
+) -> tuple[list[Member], bool]:
+    """The unit's members on duty at `now`; when nobody is (a roster gap), all
+    its members who are not on leave (all of them if everyone is).
+
+    Returns the members and whether they came from the roster (False: fallback).
+    """
+    members = _members(session, unit.id)
+    answer = duty(session, unit, now=now, tz=tz)
+    by_phone = {m.phone: m for m in members}
+    on = [by_phone[p] for p in answer.phones if p in by_phone]
+    if on:
+        return on, True
+    away = {p for p, why in answer.why.items() if why == "on leave"}
+    local = now.astimezone(tz).replace(tzinfo=None)
+    away |= {
+        leave.phone
+        for leave in leaves_of(session, by_phone)
+        if leave.starts_at <= local < leave.ends_at
+    }
+    present = [m for m in members if m.phone not in away]
+    return (present or members), False
+
+
+# ---------------------------------------------------------------- the duty SMS
+
+
+def answer_duty(ctx: Ctx, sender: str) -> None:
+    """`值班` / `duty`: who is on duty now in the sender's grid (or office)."""
+    units = [m.unit for m in session_members(ctx.session, sender) if m.unit is not None]
+    units.sort(key=lambda u: u.level != "grid")  # a grid first, then offices
+    if not units:  # an assigned outside contact: no roster of theirs
+        ctx.send(None, sender, "help_worker")
+        return
+    unit = units[0]
+    tz = ctx.rt.settings.tz
+    members, from_roster = on_duty(ctx.session, unit, now=ctx.now, tz=tz)
+    sep = word("sep", ctx.locale)
+    items = sep.join(f"{m.name}{mask_phone(m.phone)}" for m in members[:6])
+    template = "duty" if from_roster else "duty_gap"
+    ctx.send(None, sender, template, grid=unit.name, items=items)
+
+
+def session_members(session: Session, phone: str) -> list[Member]:
+    return list(
+        session.scalars(
+            select(Member).where(Member.phone == phone, Member.active.is_(True)).order_by(Member.id)
+        )
+    )
+
+
+# ---------------------------------------------------------------- roster gaps
+
+
+def grid_gaps(
+    session: Session, grid: Region, *, day: date, tz: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
+    shifts = shift_specs(session, grid.id)
+    overrides = overrides_of(session, grid.id)
+    phones = [s.phone for s in shifts] + [o.phone for o in overrides]
+    return gaps(shifts, overrides, leaves_of(session, phones), day=day, tz=tz)
+
+
+def _town_of(grid: Region) -> Region | None:
+    node = grid.parent
+    while node is not None and node.level != "town":
+        node = node.parent
+    return node
+
+
+def send_roster_gap_notices(ctx: Ctx) -> int:
+    """Daily: each town office is texted the gaps of today's rosters of its grids.
+
+    Only grids that keep a roster are checked; a grid without one is served
+    by its whole team by design. Returns the SMS written.
+    """
+    tz = ctx.rt.settings.tz
+    day = ctx.now.astimezone(tz).date()
+    rostered = select(Shift.unit_id).union(select(RosterOverride.unit_id))
+    grids = ctx.session.scalars(
+        select(Region).where(Region.level == "grid", Region.id.in_(rostered)).order_by(Region.code)
+    )
+    towns: dict[int, Region] = {}
+    items: dict[int, list[str]] = defaultdict(list)
+    for grid in grids:
+        found = grid_gaps(ctx.session, grid, day=day, tz=tz)
+        town = _town_of(grid)
+        if not found or town is None:
+            continue
+        towns[town.id] = town
+        items[town.id].append(f"{grid.code} {describe_gaps(found)}")
+    sent = 0
+    sep = word("sep", ctx.locale)
+    for town_id, town in towns.items():
+        members, _ = on_duty(ctx.session, town, now=ctx.now, tz=tz)
+        text = sep.join(items[town_id])
+        for member in members:
+            ctx.send(None, member.phone, "roster_gap", day=day.isoformat(), items=text)
+            sent += 1
+    return sent

@@ -1,0 +1,116 @@
+"""Delivery-aware: a case notice the gateway reports undelivered or failed brings
+in the next people on the ladder at once, without waiting for the deadline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.models import Case, CaseEvent, OutboundMessage, ScheduledStep
+from app.runtime import Runtime
+from app.worker import run_once
+from sms.gateway import OutgoingSms, PermanentSendError, SendResult
+from tests.factories import COUNTY_OFFICE, RESIDENT, TOWN_OFFICE, WORKER_A, WORKER_B
+from tests.helpers import Phone, RecordingGateway, latest_case, signed_post
+
+
+def _case(rt: Runtime) -> Case:
+    with rt.sessions() as s:
+        return latest_case(s)
+
+
+def _sid(rt: Runtime, *, to: str, template: str) -> str:
+    with rt.sessions() as s:
+        row = s.scalar(
+            select(OutboundMessage)
+            .where(OutboundMessage.to_phone == to, OutboundMessage.template == template)
+            .order_by(OutboundMessage.id.desc())
+        )
+        assert row is not None and row.provider_sid
+        return row.provider_sid
+
+
+def _report(client, sid: str, status: str) -> None:
+    params = {"MessageSid": sid, "MessageStatus": status, "ErrorCode": "30003"}
+    assert signed_post(client, "/sms/status", params).status_code == 204
+
+
+def _events(rt: Runtime, kind: str) -> list[CaseEvent]:
+    with rt.sessions() as s:
+        return list(s.scalars(select(CaseEvent).where(CaseEvent.kind == kind)))
+
+
+def test_an_undelivered_forward_texts_the_next_on_the_ladder_at_once(
+    rt, gateway, city, clock, client
+):
+    Phone(rt, gateway, RESIDENT).text("水管爆裂")
+    code = _case(rt).code
+    assert gateway.to(WORKER_B) == [] and gateway.to(TOWN_OFFICE) == []
+    _report(client, _sid(rt, to=WORKER_A, template="forward"), "undelivered")
+    run_once(rt, gateway)  # no clock step: well before the 30-minute claim deadline
+    for phone in (WORKER_B, TOWN_OFFICE):
+        assert any("未能送达" in b and f"#{code}" in b for b in gateway.to(phone))
+    [event] = _events(rt, "undelivered")
+    assert event.detail["status"] == "undelivered"
+    assert event.detail["to"] == "138****0001"
+    assert _case(rt).level == "grid"
+    # A repeated callback changes nothing; the deadline still runs as before.
+    _report(client, _sid(rt, to=WORKER_A, template="forward"), "undelivered")
+    run_once(rt, gateway)
+    assert len(_events(rt, "undelivered")) == 1
+
+
+def test_a_notice_nobody_else_can_take_escalates_at_once(rt, gateway, city, clock, client):
+    Phone(rt, gateway, RESIDENT).text("电线冒火花")
+    clock.advance(minutes=31)  # claim deadline: the whole team and the town office texted
+    run_once(rt, gateway)
+    assert gateway.to(COUNTY_OFFICE) == []
+    _report(client, _sid(rt, to=TOWN_OFFICE, template="claim_overdue"), "failed")
+    run_once(rt, gateway)
+    case = _case(rt)
+    assert (case.level, case.status) == ("county", "open")
+    with rt.sessions() as s:
+        event = s.scalar(select(CaseEvent).where(CaseEvent.kind == "escalated"))
+        assert event.detail["reason"] == "notice not delivered"
+    assert gateway.to(COUNTY_OFFICE)
+
+
+def test_an_undelivered_notice_of_a_claimed_case_changes_nothing(rt, gateway, city, clock, client):
+    Phone(rt, gateway, RESIDENT).text("楼上漏水")
+    code = _case(rt).code
+    sid = _sid(rt, to=WORKER_A, template="forward")
+    Phone(rt, gateway, WORKER_A).text(f"{code} 收到")
+    _report(client, sid, "undelivered")
+    run_once(rt, gateway)
+    assert gateway.to(TOWN_OFFICE) == [] and _events(rt, "undelivered") == []
+    with rt.sessions() as s:
+        step = s.scalar(select(ScheduledStep).where(ScheduledStep.kind == "undelivered"))
+        assert step is not None and step.outcome == "skipped"
+
+
+@dataclass
+class RefusingGateway(RecordingGateway):
+    """Refuses every SMS to some phones for good (e.g. 21211, an invalid number)."""
+
+    refused: set[str] = field(default_factory=set)
+
+    def send(self, sms: OutgoingSms) -> SendResult:
+        if sms.to in self.refused:
+            raise PermanentSendError("invalid 'To' phone number", code="21211")
+        return super().send(sms)
+
+
+def test_a_forward_the_gateway_refuses_texts_the_next_on_the_ladder(rt, city, clock):
+    gateway = RefusingGateway(refused={WORKER_A})
+    Phone(rt, gateway, RESIDENT).text("窨井盖松动")
+    run_once(rt, gateway)
+    assert gateway.to(WORKER_A) == []
+    assert any("未能送达" in b for b in gateway.to(WORKER_B))
+    [event] = _events(rt, "undelivered")
+    assert event.detail["status"] == "failed"
+    clock.advance(minutes=1)
+    run_once(rt, gateway)
+    assert len(_events(rt, "undelivered")) == 1
+    assert _case(rt).claim_due_at == clock.now - timedelta(minutes=1) + timedelta(minutes=30)

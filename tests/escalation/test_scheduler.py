@@ -1,0 +1,165 @@
+"""The scheduler is exact under many worker processes and survives killed workers.
+
+Workers are real processes (tests/escalation/worker_proc.py) running the
+step-firing loop against the same database with a fixed `now`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import Case, CaseEvent, OutboundMessage, ScheduledStep
+from app.runtime import Runtime
+from tests.escalation.conftest import open_cases
+from tests.escalation.procs import run_workers
+from tests.escalation.worker_proc import CRASH_EXIT
+from tests.factories import COUNTY_OFFICE, TOWN_OFFICE, make_city
+
+pytestmark = pytest.mark.slow
+
+
+def _events(rt: Runtime, kind: str) -> Counter[int]:
+    with rt.sessions() as s:
+        return Counter(s.scalars(select(CaseEvent.case_id).where(CaseEvent.kind == kind)))
+
+
+def _notices(rt: Runtime, template: str, to: str) -> Counter[int | None]:
+    with rt.sessions() as s:
+        return Counter(
+            s.scalars(
+                select(OutboundMessage.case_id).where(
+                    OutboundMessage.template == template, OutboundMessage.to_phone == to
+                )
+            )
+        )
+
+
+def test_three_worker_processes_fire_1000_due_steps_exactly_once(pg_rt, clock):
+    rt = pg_rt
+    from app.db import unit_of_work
+
+    with unit_of_work(rt.sessions) as session:
+        make_city(session)
+    opened = clock.now
+    ids = open_cases(rt, 1000, now=opened)
+    # 31 minutes on: each case's claim deadline (30 m) is due, nothing else.
+    due = opened + timedelta(minutes=31)
+
+    finished = run_workers(rt.settings.database_url, due, count=3, batch=10)
+
+    for f in finished:
+        assert f.returncode == 0, f.stderr[-2000:]
+        assert "Traceback" not in f.stderr, f.stderr[-2000:]
+    results = [f.result for f in finished]
+    assert sum(r.get("fired", 0) for r in results) == 1000, results
+    assert all(set(r) == {"fired"} for r in results), results
+    # All three took part (disjoint leases, no waiting on each other's locks).
+    assert sum(1 for r in results if r.get("fired")) >= 2, results
+    # Every case: exactly one claim_overdue event and one notice to the town office.
+    assert _events(rt, "claim_overdue") == Counter({i: 1 for i in ids})
+    assert _notices(rt, "claim_overdue", TOWN_OFFICE) == Counter({i: 1 for i in ids})
+    with rt.sessions() as s:
+        outcomes = Counter(
+            s.execute(
+                select(ScheduledStep.kind, ScheduledStep.outcome).where(ScheduledStep.due_at <= due)
+            ).all()
+        )
+        assert outcomes == Counter({("claim_overdue", "fired"): 1000})
+        # The later deadlines are untouched and not leased.
+        assert (
+            s.scalar(
+                select(func.count()).where(
+                    ScheduledStep.done_at.is_(None), ScheduledStep.lease_until.is_not(None)
+                )
+            )
+            == 0
+        )
+
+
+def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(rt, city, clock):
+    opened = clock.now
+    ids = open_cases(rt, 50, now=opened)
+    due = opened + timedelta(minutes=61)  # claim_overdue and escalate of each case are due
+    with rt.sessions() as s:
+        s.execute(
+            ScheduledStep.__table__.update()
+            .where(ScheduledStep.kind == "claim_overdue")
+            .values(done_at=opened, outcome="cancelled")
+        )
+        s.commit()
+
+    # It leases a batch of 20, fires 5, and dies inside the 6th step's transaction.
+    [crashed] = run_workers(rt.settings.database_url, due, batch=20, crash_after=5)
+    assert crashed.returncode == CRASH_EXIT, crashed.stderr[-2000:]
+
+    escalated = _events(rt, "escalated")
+    assert sum(escalated.values()) == 5 and set(escalated.values()) == {1}
+    with rt.sessions() as s:
+        done = set(
+            s.scalars(
+                select(ScheduledStep.case_id).where(
+                    ScheduledStep.kind == "escalate", ScheduledStep.outcome == "fired"
+                )
+            )
+        )
+        assert done == set(escalated)
+        # Nothing of the step it died in (nor of any other) was kept: every case
+        # not fired is still at the grid, open, and its county office was not texted.
+        for case in s.scalars(select(Case).where(Case.id.not_in(done))):
+            assert (case.level, case.status) == ("grid", "open")
+        leased = s.scalar(
+            select(func.count()).where(
+                ScheduledStep.done_at.is_(None), ScheduledStep.lease_until.is_not(None)
+            )
+        )
+        assert leased == 15
+    assert set(_notices(rt, "escalated_notice", COUNTY_OFFICE)) == done
+
+    # A worker at the same moment fires the 30 never leased, not the 15 still leased.
+    [same_time] = run_workers(rt.settings.database_url, due)
+    assert same_time.result == {"fired": 30}
+    # Once the dead worker's lease has run out, they are recovered and fired once.
+    later = due + timedelta(seconds=rt.settings.step_lease_seconds + 1)
+    [recovered] = run_workers(rt.settings.database_url, later)
+    assert recovered.result == {"fired": 15}
+    assert _events(rt, "escalated") == Counter({i: 1 for i in ids})
+    assert _notices(rt, "escalated_notice", COUNTY_OFFICE) == Counter({i: 1 for i in ids})
+
+
+def test_deadlines_missed_while_everything_was_down_fire_once_on_start(rt, city, clock):
+    opened = clock.now
+    ids = open_cases(rt, 20, now=opened)
+    # Every process was down for three hours; two workers start at once.
+    start = opened + timedelta(hours=3)
+    finished = run_workers(rt.settings.database_url, start, count=2 if _pg(rt) else 1)
+    assert all(f.returncode == 0 for f in finished), [f.stderr[-2000:] for f in finished]
+    assert _events(rt, "claim_overdue") == Counter({i: 1 for i in ids})
+    assert _events(rt, "escalated") == Counter({i: 1 for i in ids})
+    # A second start finds nothing left to do.
+    [again] = run_workers(rt.settings.database_url, start + timedelta(seconds=1))
+    assert again.result == {}
+    with rt.sessions() as s:
+        assert {c.level for c in s.scalars(select(Case))} == {"county"}
+
+
+def test_the_lease_is_one_statement_with_a_materialized_skip_locked_cte():
+    from sqlalchemy.dialects import postgresql
+
+    from app.scheduler import lease_statement
+
+    stmt = lease_statement(now=datetime.now(UTC), lease=timedelta(minutes=1), limit=10)
+    sql = " ".join(str(stmt.compile(dialect=postgresql.dialect())).split())
+    assert sql.startswith("WITH due AS MATERIALIZED (SELECT scheduled_steps.id")
+    assert "FOR UPDATE SKIP LOCKED) UPDATE scheduled_steps SET lease_until" in sql
+    assert sql.endswith(
+        "RETURNING scheduled_steps.id, scheduled_steps.case_id, "
+        "scheduled_steps.lease_token, scheduled_steps.due_at"
+    )
+
+
+def _pg(rt: Runtime) -> bool:
+    return rt.engine.dialect.name == "postgresql"

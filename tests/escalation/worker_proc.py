@@ -1,0 +1,57 @@
+"""A worker process for the scheduler tests: the real step-firing loop, at a fixed `now`.
+
+    python -m tests.escalation.worker_proc URL NOW [--batch N] [--crash-after N]
+
+Prints `ready`, waits for a line on stdin (so that several processes start
+firing together), runs `app.scheduler.run_due` until nothing is due and prints
+its counts as JSON. With `--crash-after N` it fires N steps, then dies inside
+the transaction of the next one, after its effects were written but before the
+commit (`os._exit`: no cleanup, no rollback, like a SIGKILL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+
+from app.models import ScheduledStep
+from app.runtime import Runtime
+from app.scheduler import run_due
+from app.settings import Settings
+
+CRASH_EXIT = 137
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("now")
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--crash-after", type=int, default=None)
+    args = parser.parse_args()
+    settings = Settings(_env_file=None, database_url=args.url, validate_signatures=False)  # type: ignore[call-arg]
+    rt = Runtime.build(settings)
+    now = datetime.fromisoformat(args.now)
+    fired = 0
+
+    def hook(step: ScheduledStep, outcome: str) -> None:
+        nonlocal fired
+        if args.crash_after is not None and fired >= args.crash_after:
+            print(json.dumps({"crashing_in_step": step.id}), flush=True)
+            os._exit(CRASH_EXIT)
+        fired += 1
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    try:
+        counts = run_due(rt, now=now, limit=1_000_000, batch=args.batch, hook=hook)
+    finally:
+        rt.close()
+    print(json.dumps(counts), flush=True)
+
+
+if __name__ == "__main__":
+    main()
