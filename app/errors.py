@@ -12,6 +12,16 @@ class DomainError(Exception):
         self.message = message
 
 
+class BadRequest(DomainError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+    code = "unprocessable"
+
+
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"

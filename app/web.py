@@ -17,7 +17,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from app.api import install_api
 from app.deps import RuntimeDep
-from app.errors import DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from app.errors import BadRequest, DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from app.gateways import build_gateway
 from app.inbound import store_inbound
 from app.metrics import build_registry
@@ -33,11 +33,6 @@ log = logging.getLogger("gridline.web")
 
 EMPTY_TWIML = str(MessagingResponse())
 MAX_BODY_CHARS = 1600  # Twilio's own limit for one message body
-
-
-class BadRequest(DomainError):
-    status_code = 400
-    code = "bad_request"
 
 
 async def read_form(request: Request, rt: Runtime) -> dict[str, str]:

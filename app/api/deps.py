@@ -13,18 +13,9 @@ from app.apikeys import Caller, authenticate
 from app.db import unit_of_work
 from app.deps import RuntimeDep as RuntimeDep
 from app.deps import SessionDep as SessionDep
-from app.errors import DomainError, Forbidden
+from app.errors import Forbidden
+from app.errors import Unprocessable as Unprocessable
 from app.runtime import Runtime
-
-
-class ApiBadRequest(DomainError):
-    status_code = 400
-    code = "bad_request"
-
-
-class Unprocessable(DomainError):
-    status_code = 422
-    code = "unprocessable"
 
 
 class ErrorOut(BaseModel):

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.api.deps import ApiBadRequest, Unprocessable
+from app.errors import BadRequest, Unprocessable
 from app.models_api import IdempotentAnswer
 
 MAX_KEY_LENGTH = 200
@@ -47,7 +47,7 @@ def fingerprint(method: str, path: str, body: str) -> str:
 
 def check_key(key: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
-        raise ApiBadRequest(f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} printable ASCII chars")
+        raise BadRequest(f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} printable ASCII chars")
     return key
 
 
