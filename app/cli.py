@@ -16,6 +16,7 @@ from sqlalchemy import select
 from app.cli_api import apikey_cli
 from app.cli_roster import roster_cli
 from app.cli_route import route as route_command
+from app.cli_staff import staff_cli
 from app.db import make_engine, unit_of_work
 from app.errors import ImportFailed
 from app.gateways import build_gateway
@@ -34,6 +35,7 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(sms_cli, name="sms")
 cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(roster_cli, name="roster")
+cli.add_typer(staff_cli, name="staff")
 cli.command("route")(route_command)
 
 

@@ -128,7 +128,21 @@ def gaps(
     """The local intervals of `day` during which nobody is on duty (exact:
     duty can only change where a shift, override or leave starts or ends)."""
     start = datetime.combine(day, time())
-    end = start + timedelta(days=1)
+    return gaps_between(
+        shifts, overrides, leaves, start=start, end=start + timedelta(days=1), tz=tz
+    )
+
+
+def gaps_between(
+    shifts: Sequence[ShiftSpec],
+    overrides: Sequence[Override] = (),
+    leaves: Sequence[Leave] = (),
+    *,
+    start: datetime,
+    end: datetime,
+    tz: tzinfo,
+) -> list[tuple[datetime, datetime]]:
+    """The local intervals of [start, end) (naive, wall clock) with nobody on duty."""
     points = _boundaries(shifts, overrides, leaves, start=start, end=end, tz=tz)
     result: list[tuple[datetime, datetime]] = []
     for begin, finish in zip(points, [*points[1:], end], strict=True):
@@ -140,6 +154,30 @@ def gaps(
         else:
             result.append((begin, finish))
     return result
+
+
+def next_change(
+    shifts: Sequence[ShiftSpec],
+    overrides: Sequence[Override] = (),
+    leaves: Sequence[Leave] = (),
+    *,
+    now: datetime,
+    tz: tzinfo,
+    horizon: timedelta = timedelta(days=7),
+) -> tuple[datetime, Duty] | None:
+    """The first moment after `now` (aware) within `horizon` at which who is on
+    duty changes, as a local wall-clock time, and who is on duty from then.
+    None when nothing changes (or nobody is ever rostered)."""
+    local = _local(now, tz)
+    current = set(duty_at(shifts, overrides, leaves, now=now, tz=tz).phones)
+    points = _boundaries(shifts, overrides, leaves, start=local, end=local + horizon, tz=tz)
+    for point in points:
+        if point <= local:
+            continue
+        then = duty_at(shifts, overrides, leaves, now=point.replace(tzinfo=tz), tz=tz)
+        if set(then.phones) != current:
+            return point, then
+    return None
 
 
 def describe_gaps(found: Sequence[tuple[datetime, datetime]]) -> str:

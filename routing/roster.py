@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from functools import lru_cache
 
 from dateutil.rrule import rrule, rrulestr
 
@@ -123,6 +124,41 @@ def is_on_shift(spec: ShiftSpec, *, now: datetime, tz: tzinfo) -> bool:
     if start is None:
         return False
     return probe < start + duration
+
+
+def rebased(spec: ShiftSpec, *, since: datetime, tz: tzinfo) -> ShiftSpec:
+    """The same shift, anchored at its last occurrence at or before `since`
+    (naive local): lookups after `since` then skip walking the rule from its
+    first occurrence (a daily rule from January is 300+ steps by November).
+
+    Only a rule whose later occurrences do not depend on where it starts
+    counting is moved: INTERVAL 1 and no COUNT. Any other rule, one that does
+    not parse, or one with no occurrence by `since` is returned as it is.
+    """
+    if not spec.rrule or spec.starts_at >= since:
+        return spec
+    start = _last_occurrence(spec.rrule, spec.starts_at, since, tz)
+    if start is None or start == spec.starts_at:
+        return spec
+    return ShiftSpec(spec.phone, start, start + (spec.ends_at - spec.starts_at), spec.rrule)
+
+
+@lru_cache(maxsize=4096)
+def _last_occurrence(text: str, dtstart: datetime, since: datetime, tz: tzinfo) -> datetime | None:
+    parts = {
+        name.strip().upper(): value.strip()
+        for name, _sep, value in (item.partition("=") for item in text.upper().split(";"))
+    }
+    parts = {k.removeprefix("RRULE:"): v for k, v in parts.items()}
+    if "COUNT" in parts or parts.get("INTERVAL", "1") not in ("", "1"):
+        return None
+    try:
+        rule = parse_rrule(text, dtstart=dtstart, tz=tz)
+    except InvalidShift:
+        return None
+    aware = rule._dtstart.tzinfo is not None  # type: ignore[attr-defined]
+    found = rule.before(since.replace(tzinfo=tz) if aware else since, inc=True)
+    return found.replace(tzinfo=None) if found is not None else None
 
 
 def on_shift(shifts: Iterable[ShiftSpec], *, now: datetime, tz: tzinfo) -> list[str]:

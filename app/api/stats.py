@@ -11,11 +11,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from app.api.deps import AUTH_ERRORS, CallerDep, RuntimeDep, SessionDep, Unprocessable
 from app.models import CASE_LEVELS, CASE_STATUSES, Case, CaseEvent, Region
-from app.offices import case_filter
+from app.offices import Office, case_filter
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
 
@@ -68,6 +68,7 @@ class Row:
     resolved_at: datetime | None
     resolve_due_at: datetime | None
     rating: int | None
+    county: str | None = None
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -87,20 +88,21 @@ def _durations(values: list[float]) -> dict[str, Any]:
     }
 
 
+def is_overdue(r: Row, *, now: datetime) -> bool:
+    """Past the resolution deadline: unsolved at `now`, or solved late."""
+    if r.resolve_due_at is None:
+        return False
+    if r.resolved_at is None:
+        return r.status in ("open", "claimed") and r.resolve_due_at < now
+    return r.resolved_at > r.resolve_due_at
+
+
 def figures(rows: list[Row], *, now: datetime) -> dict[str, Any]:
     statuses = Counter(r.status for r in rows)
     levels = Counter(r.level for r in rows)
     solved = statuses["resolved"] + statuses["closed"]
     rated = [r.rating for r in rows if r.rating is not None]
-    overdue = sum(
-        1
-        for r in rows
-        if r.resolve_due_at is not None
-        and (
-            (r.resolved_at is None and r.status in ("open", "claimed") and r.resolve_due_at < now)
-            or (r.resolved_at is not None and r.resolved_at > r.resolve_due_at)
-        )
-    )
+    overdue = sum(1 for r in rows if is_overdue(r, now=now))
     claims = [(r.first_claim_at - r.created_at).total_seconds() for r in rows if r.first_claim_at]
     resolves = [(r.resolved_at - r.created_at).total_seconds() for r in rows if r.resolved_at]
     return {
@@ -115,6 +117,41 @@ def figures(rows: list[Row], *, now: datetime) -> dict[str, Any]:
         "time_to_claim": _durations(claims),
         "time_to_resolve": _durations(resolves),
     }
+
+
+def case_rows(session: Session, office: Office, *, start: datetime, end: datetime) -> list[Row]:
+    """The cases opened in [start, end) that `office` may see, as `Row`s for `figures`.
+
+    Shared by the API and the console's statistics, map and reports.
+    """
+    grid, town, county = aliased(Region), aliased(Region), aliased(Region)
+    first_claim = (
+        select(CaseEvent.case_id, func.min(CaseEvent.at).label("at"))
+        .where(CaseEvent.kind.in_(("claimed", "assigned")))
+        .group_by(CaseEvent.case_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Case.status,
+            Case.level,
+            town.code,
+            grid.code,
+            Case.category,
+            Case.created_at,
+            first_claim.c.at,
+            Case.resolved_at,
+            Case.resolve_due_at,
+            Case.rating,
+            county.code,
+        )
+        .outerjoin(grid, grid.id == Case.grid_id)
+        .outerjoin(town, town.id == Case.town_id)
+        .outerjoin(county, county.id == Case.county_id)
+        .outerjoin(first_claim, first_claim.c.case_id == Case.id)
+        .where(case_filter(office), Case.created_at >= start, Case.created_at < end)
+    )
+    return [Row(*values) for values in session.execute(stmt)]
 
 
 @router.get("/stats", response_model=StatsOut, responses=AUTH_ERRORS, response_model_by_alias=True)
@@ -139,32 +176,7 @@ def stats(
     start = from_ or end - DEFAULT_WINDOW
     if start >= end:
         raise Unprocessable("`from` must be before `to`")
-    grid, town = aliased(Region), aliased(Region)
-    first_claim = (
-        select(CaseEvent.case_id, func.min(CaseEvent.at).label("at"))
-        .where(CaseEvent.kind.in_(("claimed", "assigned")))
-        .group_by(CaseEvent.case_id)
-        .subquery()
-    )
-    stmt = (
-        select(
-            Case.status,
-            Case.level,
-            town.code,
-            grid.code,
-            Case.category,
-            Case.created_at,
-            first_claim.c.at,
-            Case.resolved_at,
-            Case.resolve_due_at,
-            Case.rating,
-        )
-        .outerjoin(grid, grid.id == Case.grid_id)
-        .outerjoin(town, town.id == Case.town_id)
-        .outerjoin(first_claim, first_claim.c.case_id == Case.id)
-        .where(case_filter(caller.office), Case.created_at >= start, Case.created_at < end)
-    )
-    rows = [Row(*values) for values in session.execute(stmt)]
+    rows = case_rows(session, caller.office, start=start, end=end)
     groups: list[dict[str, Any]] = []
     if group_by is not None:
         by_key: dict[str | None, list[Row]] = {}
