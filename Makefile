@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint format demo clean
+.PHONY: run test check lint format demo clean messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/gridline demo
 
-## Set up and run the whole suite (SQLite and a throwaway PostgreSQL cluster).
+## Set up and run the whole suite (SQLite and a throwaway PostgreSQL cluster),
+## then the browser suite (the office console in Debian's Chromium), as its own
+## process. Both always run; the target fails if either fails.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=1; \
+	$(BIN)/python -m pytest tests/browser $(BROWSER_PYTEST_ARGS) || status=1; \
+	exit $$status
 
 ## Lint and type-check.
 check: $(STAMP)
@@ -29,6 +34,10 @@ check: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format app routing sms tests bench
 	$(BIN)/ruff check --fix app routing sms tests bench
+
+## Extract the console's msgids and update its zh_CN and en catalogues.
+messages: $(STAMP)
+	$(BIN)/python -m app.console.messages
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
