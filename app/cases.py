@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import categories, directory, quiet, webhooks_out
+from app import categories, directory, guards, memo, quiet, webhooks_out
 from app.errors import Conflict
 from app.models import (
     ACTIVE_STATUSES,
@@ -24,7 +24,7 @@ from app.models import (
     Region,
     ScheduledStep,
 )
-from app.outbox import PRIORITY_NORMAL, PRIORITY_URGENT, enqueue
+from app.outbox import enqueue, priority_for
 from app.runtime import Runtime
 from routing.policy import Policy, deadlines_for, policy_from_snapshot
 from sms.phones import mask_phone
@@ -65,9 +65,9 @@ class Ctx:
         return self.rt.settings.locale
 
     def send(self, case: Case | None, to: str, template: str, **params: Any) -> None:
-        priority = (
-            PRIORITY_URGENT if case is not None and case.priority != "normal" else PRIORITY_NORMAL
-        )
+        if guards.suppress(self, to, template):  # loop guards (auto-responders)
+            return
+        priority = priority_for(template, case_priority=case.priority if case else None)
         enqueue(
             self.session,
             to=to,
@@ -145,6 +145,9 @@ def lock(session: Session, case: Case | None) -> Case | None:
     overwriting each other. SQLite's BEGIN IMMEDIATE serialises already."""
     if case is None:
         return None
+    held = memo.table_of(session)
+    if held is not None and case.id in held.get("locked", ()):
+        return case  # locked and loaded with its batch (app/scheduler.py)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
         session.refresh(case)
@@ -185,13 +188,44 @@ def cases_of_participant(session: Session, phone: str) -> list[Case]:
 
 
 def participant_phones(session: Session, case: Case, *, level: str | None = None) -> list[str]:
+    known = memo_participants(session, case)
+    if known is not None:
+        return [phone for phone, at in known if level is None or at == level]
     stmt = select(CaseParticipant.phone).where(CaseParticipant.case_id == case.id)
     if level is not None:
         stmt = stmt.where(CaseParticipant.level == level)
     return list(session.scalars(stmt.order_by(CaseParticipant.id)))
 
 
+def prefetch_participants(session: Session, case_ids: list[int]) -> None:
+    """Load the participants of many cases at once into the transaction's memo."""
+    held = memo.table_of(session)
+    if held is None:
+        return
+    rows = session.execute(
+        select(CaseParticipant.case_id, CaseParticipant.phone, CaseParticipant.level)
+        .where(CaseParticipant.case_id.in_(case_ids))
+        .order_by(CaseParticipant.id)
+    )
+    found: dict[int, list[tuple[str, str]]] = {case_id: [] for case_id in case_ids}
+    for case_id, phone, level in rows:
+        found[case_id].append((phone, level))
+    for case_id, known in found.items():
+        held[("participants", case_id)] = known
+
+
+def memo_participants(session: Session, case: Case) -> list[tuple[str, str]] | None:
+    held = memo.table_of(session)
+    if held is None:
+        return None
+    known: list[tuple[str, str]] | None = held.get(("participants", case.id))
+    return known
+
+
 def is_participant(session: Session, case: Case, phone: str) -> bool:
+    known = memo_participants(session, case)
+    if known is not None:
+        return any(p == phone for p, _level in known)
     return (
         session.scalar(
             select(CaseParticipant.id).where(
@@ -210,13 +244,23 @@ def add_participants(ctx: Ctx, case: Case, phones: list[str], *, reason: str) ->
         if phone in existing:
             continue
         existing.add(phone)
-        ctx.session.add(
-            CaseParticipant(
-                case_id=case.id, phone=phone, reason=reason, level=case.level, added_at=ctx.now
-            )
-        )
         added.append(phone)
-    ctx.session.flush()
+    known = memo_participants(ctx.session, case)
+    for phone in added:
+        row = {
+            "case_id": case.id,
+            "phone": phone,
+            "reason": reason,
+            "level": case.level,
+            "added_at": ctx.now,
+        }
+        if known is None:
+            ctx.session.add(CaseParticipant(**row))
+        else:  # a batch of steps: written at its end, known to the memo until then
+            memo.defer_insert(ctx.session, CaseParticipant, row)
+            known.append((phone, case.level))
+    if known is None:
+        ctx.session.flush()
     return added
 
 
@@ -259,7 +303,8 @@ def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
     )
     if kinds:
         stmt = stmt.where(ScheduledStep.kind.in_(kinds))
-    ctx.session.execute(stmt, execution_options={"synchronize_session": False})
+    # "evaluate": steps loaded in this session (a batch being fired) see it too.
+    ctx.session.execute(stmt, execution_options={"synchronize_session": "evaluate"})
 
 
 def policy_of(ctx: Ctx, case: Case) -> Policy:

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
-from app import cases, directory, ladder, rosters
+from app import cases, directory, guards, ladder, rosters
 from app.cases import Actor, Ctx
 from app.errors import Conflict
 from app.models import Case, InboundMessage, Region, Resident
@@ -106,6 +106,8 @@ def next_unprocessed(session: Session) -> InboundMessage | None:
 def process(ctx: Ctx, message: InboundMessage) -> None:
     """Act on one stored message; the caller commits (or rolls back) it all."""
     ctx.inbound_id = message.id
+    if guards.flooded(ctx, message):  # stored, marked throttled, not acted on
+        return
     sender = message.from_phone
     is_worker = bool(directory.members_by_phone(ctx.session, sender)) or bool(
         cases.cases_of_participant(ctx.session, sender)

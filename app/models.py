@@ -220,7 +220,7 @@ class InboundMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime]
-    # received -> processed | failed
+    # received -> processed | failed | throttled (a flood: kept, not acted on; app/guards.py)
     status: Mapped[str] = mapped_column(String(16), default="received", index=True)
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
@@ -231,7 +231,7 @@ class OutboundMessage(Base):
     """The outbox: every SMS we send, written with the change that caused it."""
 
     __tablename__ = "outbound_messages"
-    __table_args__ = (Index("ix_outbound_messages_due", "status", "next_attempt_at"),)
+    # Its queue index (status, priority, due time) is in app/models_reliability.py.
 
     id: Mapped[int] = mapped_column(primary_key=True)
     to_phone: Mapped[str] = mapped_column(String(32), index=True)
@@ -291,6 +291,8 @@ class DeliveryReport(Base):
 # The tables of other modules, on the same metadata (Alembic sees them).
 from app import (  # noqa: E402
     models_api,  # noqa: F401  (office API tables)
+    models_console,  # noqa: F401  (office console tables)
     models_escalation,  # noqa: F401  (escalation tables)
+    models_reliability,  # noqa: F401  (outbox queue, sender rates, guards)
     models_routing,  # noqa: F401  (routing tables)
 )

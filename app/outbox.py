@@ -17,17 +17,23 @@ success still marks the row sent: the SMS did leave).
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import unit_of_work
+from app import memo
+from app.db import database_unavailable, unit_of_work
 from app.models import DeliveryAttempt, DeliveryReport, OutboundMessage, ScheduledStep
+from app.models_reliability import SenderRate
 from sms.gateway import (
     Gateway,
     OutgoingSms,
@@ -41,8 +47,26 @@ from sms.templates import render
 
 log = logging.getLogger("gridline.outbox")
 
-PRIORITY_URGENT = 10
-PRIORITY_NORMAL = 0
+# Priority bands: the worker leases by (priority, due time), highest first, so
+# an urgent forward overtakes a broadcast backlog. Any int works; these are ours.
+PRIORITY_URGENT = 10  # forwards of urgent cases, escalation notices
+PRIORITY_NORMAL = 0  # ordinary case traffic and replies
+PRIORITY_BULK = -10  # broadcasts, digests, roster reports
+
+BULK_TEMPLATES = frozenset({"overdue_digest", "roster_gap"})
+# A deadline was missed: these go before ordinary traffic whatever the case's policy.
+ESCALATION_TEMPLATES = frozenset(
+    {"escalated_notice", "claim_overdue", "resent_top", "undelivered_next"}
+)
+
+
+def priority_for(template: str, *, case_priority: str | None) -> int:
+    """The outbox priority of an SMS: its template, and the policy of its case."""
+    if template in BULK_TEMPLATES:
+        return PRIORITY_BULK
+    if template in ESCALATION_TEMPLATES or case_priority not in (None, "normal"):
+        return PRIORITY_URGENT
+    return PRIORITY_NORMAL
 
 
 def enqueue(
@@ -57,22 +81,27 @@ def enqueue(
     inbound_id: int | None = None,
     priority: int = PRIORITY_NORMAL,
     not_before: datetime | None = None,
-) -> OutboundMessage:
+) -> OutboundMessage | None:
     """Add an SMS to the outbox in the caller's transaction (flushed, not committed);
-    it is sent from `not_before` on when given (quiet hours)."""
-    message = OutboundMessage(
-        to_phone=to,
-        template=template,
-        params=params,
-        locale=locale,
-        body=render(template, locale, **params),
-        case_id=case_id,
-        inbound_id=inbound_id,
-        priority=priority,
-        status="pending",
-        next_attempt_at=max(now, not_before) if not_before is not None else now,
-        created_at=now,
-    )
+    it is sent from `not_before` on when given (quiet hours). Inside a batch of
+    scheduled steps (`app.memo`) the row is written with the batch's other rows
+    at its end instead, and None is returned."""
+    row: dict[str, Any] = {
+        "to_phone": to,
+        "template": template,
+        "params": params,
+        "locale": locale,
+        "body": render(template, locale, **params),
+        "case_id": case_id,
+        "inbound_id": inbound_id,
+        "priority": priority,
+        "status": "pending",
+        "next_attempt_at": max(now, not_before) if not_before is not None else now,
+        "created_at": now,
+    }
+    if memo.defer_insert(session, OutboundMessage, row):
+        return None
+    message = OutboundMessage(**row)
     session.add(message)
     session.flush()
     return message
@@ -126,11 +155,87 @@ class _Lease:
     sms: OutgoingSms
 
 
-def _due_clause(now: datetime) -> Any:
-    return or_(
-        and_(OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= now),
-        and_(OutboundMessage.status == "sending", OutboundMessage.lease_until < now),
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `per_second` SMS from `sender`, across all workers (0: unlimited)."""
+
+    sender: str
+    per_second: float
+
+    @property
+    def interval(self) -> timedelta:
+        # Whole microseconds, so that five steps of 1/5 s make exactly one second.
+        return timedelta(microseconds=max(1, round(1_000_000 / self.per_second)))
+
+    @property
+    def burst(self) -> int:
+        """How many may leave back to back: one second's worth, at least one."""
+        return max(1, math.ceil(self.per_second))
+
+
+@dataclass(frozen=True)
+class _Throttled:
+    until: datetime  # when the sender may send again
+
+
+def _bucket(session: Session, limit: RateLimit, *, now: datetime) -> SenderRate:
+    """The sender's bucket row, created on first use, locked for this transaction."""
+    values = {"sender": limit.sender, "tat": now, "updated_at": now}
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = pg_insert(SenderRate).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite_insert(SenderRate).values(values).on_conflict_do_nothing()
+    else:  # pragma: no cover - other dialects are not supported targets
+        stmt = insert(SenderRate).values(values)
+    session.execute(stmt)
+    row = session.get(SenderRate, limit.sender, with_for_update=True, populate_existing=True)
+    assert row is not None
+    return row
+
+
+def _throttled_until(bucket: SenderRate, limit: RateLimit, *, now: datetime) -> datetime | None:
+    """None when one more SMS may leave at `now`; else when it may (GCRA)."""
+    slack = limit.interval * (limit.burst - 1)
+    if max(bucket.tat, now) - now <= slack:
+        return None
+    return bucket.tat - slack
+
+
+def _next_due(session: Session, *, now: datetime, exclude: set[int]) -> OutboundMessage | None:
+    """The most urgent due row, locked (rows other workers hold are skipped).
+
+    Two queries, each one range of `ix_outbound_messages_queue`: an expired
+    lease (rare), then the pending rows by (priority, due time); a pending row
+    of a higher priority than the expired lease goes first.
+    """
+
+    def first(stmt: Any) -> OutboundMessage | None:
+        if exclude:
+            # Never twice in one pass, even with a zero backoff.
+            stmt = stmt.where(OutboundMessage.id.not_in(exclude))
+        found: OutboundMessage | None = session.scalar(
+            stmt.limit(1).with_for_update(skip_locked=True)
+        )
+        return found
+
+    expired = first(
+        select(OutboundMessage)
+        .where(OutboundMessage.status == "sending", OutboundMessage.lease_until < now)
+        .order_by(OutboundMessage.priority.desc(), OutboundMessage.id)
     )
+    pending = select(OutboundMessage).where(
+        OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= now
+    )
+    if expired is not None:
+        pending = pending.where(OutboundMessage.priority > expired.priority)
+    row = first(
+        pending.order_by(
+            OutboundMessage.priority.desc(), OutboundMessage.next_attempt_at, OutboundMessage.id
+        )
+    )
+    return row or expired
 
 
 def _lease_next(
@@ -140,18 +245,18 @@ def _lease_next(
     lease: timedelta,
     backoff: Backoff,
     exclude: set[int],
-) -> _Lease | int | None:
-    """Lease the most urgent due row; its id when it was failed instead; None when none is due."""
-    stmt = select(OutboundMessage).where(_due_clause(now))
-    if exclude:
-        # Never twice in one pass, even with a zero backoff.
-        stmt = stmt.where(OutboundMessage.id.not_in(exclude))
-    stmt = (
-        stmt.order_by(OutboundMessage.priority.desc(), OutboundMessage.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    row = session.scalar(stmt)
+    rate: RateLimit | None = None,
+) -> _Lease | int | _Throttled | None:
+    """Lease the most urgent due row; its id when it was failed instead; None when
+    none is due; `_Throttled` when the sender's rate allows no send now."""
+    bucket: SenderRate | None = None
+    if rate is not None and rate.per_second > 0:
+        # Locked first: workers take turns here, so the rate holds across them.
+        bucket = _bucket(session, rate, now=now)
+        until = _throttled_until(bucket, rate, now=now)
+        if until is not None:
+            return _Throttled(until)
+    row = _next_due(session, now=now, exclude=exclude)
     if row is None:
         return None
     if row.status == "sending":
@@ -177,6 +282,9 @@ def _lease_next(
                 "SMS %s to %s: failed (%s)", row.id, mask_phone(row.to_phone), row.error_message
             )
             return row.id
+    if bucket is not None and rate is not None:
+        bucket.tat = max(bucket.tat, now) + rate.interval
+        bucket.updated_at = now
     row.status = "sending"
     row.lease_until = now + lease
     row.attempts += 1
@@ -256,6 +364,29 @@ def _record(
     return "sent" if current else "stale"
 
 
+def _record_durably(
+    sessions: sessionmaker[Session],
+    lease: _Lease,
+    *,
+    deadline: float,
+    **kwargs: Any,
+) -> str:
+    """Record a send's outcome, waiting out a database restart while our lease
+    holds: an outcome that is not recorded makes the row look lost, and a lost
+    row is sent again after its lease expires (an SMS the resident gets twice)."""
+    pause = 0.05
+    while True:
+        try:
+            with unit_of_work(sessions) as session:
+                return _record(session, lease, **kwargs)
+        except Exception as exc:
+            if not database_unavailable(exc) or time.monotonic() + pause > deadline:
+                raise
+            log.warning("SMS %s: database unavailable, outcome not yet recorded", lease.id)
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
 def deliver_due(
     sessions: sessionmaker[Session],
     gateway: Gateway,
@@ -265,12 +396,20 @@ def deliver_due(
     lease: timedelta = timedelta(minutes=2),
     limit: int = 50,
     rng: random.Random | None = None,
+    rate: RateLimit | None = None,
+    max_seconds: float | None = None,
+    should_yield: Callable[[], bool] | None = None,
 ) -> dict[str, int]:
     """Send what is due, most urgent first, each row at most once; returns counts by outcome.
 
     Outcomes: `sent`, `pending` (transient failure, retried after a backoff),
     `failed` (permanent, or out of attempts), `stale` (the lease was taken over
-    while the gateway call ran), `skipped` (the row vanished).
+    while the gateway call ran), `skipped` (the row vanished), and
+    `throttled` (1 when the pass stopped at the sender's `rate`).
+
+    The pass also ends after `max_seconds`, or as soon as `should_yield()` says
+    so (the webhook woke the worker): new inbound messages are processed, and
+    their urgent forwards leased, before the rest of a backlog.
     """
     counts: dict[str, int] = {}
     seen: set[int] = set()
@@ -280,11 +419,20 @@ def deliver_due(
     # would take them over mid-send. The rest waits for the next pass; the
     # first row always goes, so every pass makes progress.
     budget = lease.total_seconds() / 2
+    if max_seconds is not None:
+        budget = min(budget, max_seconds)
     started = time.monotonic()
     while len(seen) < limit and (not seen or time.monotonic() - started < budget):
+        if seen and should_yield is not None and should_yield():
+            break
         with unit_of_work(sessions) as session:
-            leased = _lease_next(session, now=now, lease=lease, backoff=backoff, exclude=seen)
+            leased = _lease_next(
+                session, now=now, lease=lease, backoff=backoff, exclude=seen, rate=rate
+            )
         if leased is None:
+            break
+        if isinstance(leased, _Throttled):
+            counts["throttled"] = 1
             break
         if isinstance(leased, int):
             seen.add(leased)
@@ -301,8 +449,15 @@ def deliver_due(
             outcome = TransientSendError(
                 f"gateway error: {exc.__class__.__name__}", code="internal", ambiguous=True
             )
-        with unit_of_work(sessions) as session:
-            result = _record(session, leased, now=now, outcome=outcome, backoff=backoff, rng=rng)
+        result = _record_durably(
+            sessions,
+            leased,
+            now=now,
+            outcome=outcome,
+            backoff=backoff,
+            rng=rng,
+            deadline=started + lease.total_seconds() / 2,
+        )
         counts[result] = counts.get(result, 0) + 1
     return counts
 
@@ -429,11 +584,14 @@ def pending_count(session: Session) -> int:
 
 
 __all__ = [
+    "PRIORITY_BULK",
     "PRIORITY_NORMAL",
     "PRIORITY_URGENT",
     "Backoff",
+    "RateLimit",
     "deliver_due",
     "enqueue",
     "pending_count",
+    "priority_for",
     "record_delivery_status",
 ]

@@ -43,7 +43,11 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Runtime:
-        engine = make_engine(settings.database_url)
+        kwargs: dict[str, object] = {}
+        if settings.database_url.startswith("postgresql"):
+            # An unreachable server must fail fast enough for the webhook to spool.
+            kwargs["connect_args"] = {"connect_timeout": settings.database_connect_timeout_seconds}
+        engine = make_engine(settings.database_url, **kwargs)
         return cls(
             settings=settings,
             engine=engine,

@@ -48,8 +48,10 @@ class Settings(BaseSettings):
     outbox_backoff_cap_seconds: float = 3600.0
     outbox_lease_seconds: float = 120.0
     # Deadline steps (app/scheduler.py): leased in batches; a killed worker's
-    # lease is taken over after this long.
-    step_batch_size: int = 20
+    # lease is taken over after this long. Up to `step_fire_batch` leased steps
+    # fire in one transaction (all or nothing); 1 fires each on its own.
+    step_batch_size: int = Field(default=100, ge=1)
+    step_fire_batch: int = Field(default=50, ge=1)
     step_lease_seconds: float = 60.0
     # Local hour at which each office gets its daily digest of overdue cases.
     digest_hour: int = Field(default=8, ge=0, le=23)
@@ -62,6 +64,38 @@ class Settings(BaseSettings):
     # Office API limits: requests per key per minute, SMS per office per local day.
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     api_sms_daily_quota: int = Field(default=500, ge=0)
+    # Reliability (issue #6). bench/ and tests/load use these: keep the names stable.
+    # Outbox priority bands are in app/outbox.py (PRIORITY_URGENT > _NORMAL > _BULK).
+    # GRIDLINE_SENDER_RATE_PER_S: SMS per second from one sending number (the
+    # hotline), shared by every worker through a token bucket in the database;
+    # up to one second's worth may leave back to back. 0 = unlimited.
+    sender_rate_per_s: float = Field(default=0.0, ge=0)
+    # GRIDLINE_OUTBOX_PASS_SECONDS: a worker's send loop hands back to inbound
+    # processing after this long, so a new urgent forward never waits behind a
+    # whole bulk backlog (it also yields at once when the webhook wakes it).
+    outbox_pass_seconds: float = Field(default=1.0, gt=0)
+    # GRIDLINE_INBOUND_PASS_SECONDS: likewise, processing stored messages hands
+    # over to sending after this long, so forwards already decided leave while
+    # a backlog of inbound messages is still being worked through.
+    inbound_pass_seconds: float = Field(default=1.0, gt=0)
+    # GRIDLINE_SPOOL_DIR: where the webhook appends signed messages it could not
+    # store while the database was unreachable (JSON lines, fsync'd before the
+    # 200); the worker replays them. Default: `<sqlite file>.spool/` next to a
+    # SQLite database, else ./spool. See app/spool.py.
+    spool_dir: Path | None = None
+    # GRIDLINE_DATABASE_CONNECT_TIMEOUT_SECONDS: how long a PostgreSQL connect may
+    # take before the webhook spools instead (the gateway gives up after 15 s).
+    database_connect_timeout_seconds: int = Field(default=5, ge=1)
+    # GRIDLINE_INBOUND_FLOOD_PER_MINUTE: more messages than this from one number
+    # within a minute are stored but not acted on one by one; the sender gets one
+    # "slow down" SMS. 0 = off. See app/guards.py.
+    inbound_flood_per_minute: int = Field(default=10, ge=0)
+    # GRIDLINE_AUTO_REPLY_CAP_PER_HOUR: automatic replies (acks, help, errors) to
+    # one number per rolling hour; stops ping-pong with auto-responders. 0 = off.
+    auto_reply_cap_per_hour: int = Field(default=20, ge=0)
+    # GRIDLINE_AUTO_REPLY_REPEAT_SECONDS: the same text from the same number again
+    # within this window gets no automatic reply and is not echoed again. 0 = off.
+    auto_reply_repeat_seconds: float = Field(default=600.0, ge=0)
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -103,3 +137,16 @@ class Settings(BaseSettings):
     @cached_property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+    @cached_property
+    def spool_path(self) -> Path:
+        """The spool folder: GRIDLINE_SPOOL_DIR, else beside the SQLite file, else ./spool."""
+        if self.spool_dir is not None:
+            return self.spool_dir
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix):
+            db_file = self.database_url[len(prefix) :].split("?")[0]
+            if db_file and db_file != ":memory:":
+                path = Path(db_file)
+                return path.with_name(path.name + ".spool")
+        return Path("spool")

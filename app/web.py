@@ -11,11 +11,14 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from twilio.twiml.messaging_response import MessagingResponse
 
 from app.api import install_api
+from app.console import install_console
+from app.db import database_unavailable
 from app.deps import RuntimeDep
 from app.errors import BadRequest, DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from app.gateways import build_gateway
@@ -24,6 +27,7 @@ from app.metrics import build_registry
 from app.outbox import record_delivery_status
 from app.runtime import Runtime
 from app.settings import Settings
+from app.spool import Spool
 from app.worker import WorkerThread
 from sms.gateway import Gateway
 from sms.phones import InvalidPhone, mask_phone, normalize_phone
@@ -92,9 +96,18 @@ def create_app(
         rt = runtime or Runtime.build(settings or Settings())
         gw = gateway or build_gateway(rt.settings, echo=gateway_echo)
         worker = WorkerThread(rt, gw) if start_worker else None
+        spool = Spool(rt.settings.spool_path)
         app.state.runtime = rt
         app.state.worker = worker
-        app.state.metrics, app.state.webhook_latency = build_registry(rt)
+        app.state.spool = spool
+        app.state.metrics, app.state.webhook_latency = build_registry(rt, spool=spool)
+        # Messages spooled while the database was down, before a restart.
+        try:
+            await run_in_threadpool(spool.replay, rt.sessions)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            log.warning("spool not replayed at start-up: database unavailable")
         if worker is not None:
             worker.start()
         try:
@@ -117,6 +130,18 @@ def create_app(
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status_code)
+
+    async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+        # The database is unreachable (down, restarting): say so, and when to retry.
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        return JSONResponse(
+            {"error": "unavailable", "detail": "database unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    for error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(error, _database_down)
 
     @app.post("/sms/inbound", response_class=Response, tags=["sms"])
     async def sms_inbound(request: Request) -> Response:
@@ -151,7 +176,32 @@ def create_app(
                     now=rt.clock(),
                 )
 
-        created = await run_in_threadpool(_store)
+        try:
+            created = await run_in_threadpool(_store)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            # Accepted all the same: durable in the spool, stored when the
+            # database is back (app/spool.py). SpoolUnavailable is a 503.
+            spool: Spool = request.app.state.spool
+            await run_in_threadpool(
+                lambda: spool.append(
+                    message_sid=sid,
+                    from_phone=sender,
+                    to_phone=form.get("To") or None,
+                    body=body,
+                    params=extra,
+                    received_at=rt.clock(),
+                )
+            )
+            log.warning(
+                "inbound %s from %s spooled: database unavailable (%s)",
+                sid,
+                mask_phone(sender),
+                exc.__class__.__name__,
+            )
+            request.app.state.webhook_latency.observe(time.perf_counter() - started)
+            return Response(content=EMPTY_TWIML, media_type="text/xml")
         log.info("inbound %s from %s%s", sid, mask_phone(sender), "" if created else " (duplicate)")
         worker = request.app.state.worker
         if created and worker is not None:
@@ -205,4 +255,5 @@ def create_app(
         return JSONResponse({"status": "ok", "database": "ok"})
 
     install_api(app)
+    install_console(app)  # after the API: wraps its error handlers for /console
     return app

@@ -32,6 +32,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         ),
         "opted_out": "已退订通知，回复“订阅”可恢复。诉求仍可随时发送。",
         "opted_in": "已恢复订阅通知。",
+        "slow_down": "您的短信发送过于频繁，后续短信均已记录，工作人员会统一查看，请勿重复发送。",
         # to team members and office duty phones
         "forward": "#{code} {who}：{text}（回复“{code} 收到”签收）",
         "forward_append": "#{code} 补充：{text}",
@@ -88,6 +89,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         ),
         "opted_out": "You will get no more notices. Reply START to opt back in.",
         "opted_in": "Notices are back on.",
+        "slow_down": "You are texting very fast. Every message is kept; the team will read them.",
         "forward": '#{code} from {who}: {text} (reply "{code} ok" to claim)',
         "forward_append": "#{code} more: {text}",
         "claim_overdue": '#{code} not claimed in time: {text} (reply "{code} ok" to claim)',

@@ -29,6 +29,10 @@ HOTLINE = "+8657000000000"
 
 pytest_plugins = ["tests.fake_twilio"]
 
+# The browser suite starts a server and Chromium: it runs as its own pytest
+# process (`pytest tests/browser`, which `make test` runs after this suite).
+collect_ignore = ["browser"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

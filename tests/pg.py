@@ -42,6 +42,7 @@ class Cluster:
     port: int
     pg_ctl: str
     as_user: list[str]
+    options: str = ""
 
     @property
     def admin_url(self) -> str:
@@ -49,6 +50,23 @@ class Cluster:
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data (a restart test's outage); see `resume`."""
+        subprocess.run(
+            [*self.as_user, self.pg_ctl, "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            check=True,
+        )
+
+    def resume(self) -> None:
+        """Start the server again on the same port, after `halt`."""
+        data, log = str(self.root / "data"), str(self.root / "log")
+        subprocess.run(
+            [*self.as_user, self.pg_ctl, "-D", data, "-o", self.options, "-l", log, "-w", "start"],
+            capture_output=True,
+            check=True,
+        )
 
     def stop(self) -> None:
         subprocess.run(
@@ -59,7 +77,9 @@ class Cluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_cluster() -> Cluster:
+def start_cluster(*, durable: bool = False) -> Cluster:
+    """Start a cluster; `durable` keeps PostgreSQL's crash-safe defaults (fsync,
+    synchronous commit) for benchmarks, else they are off to make tests fast."""
     initdb, pg_ctl = _find_bin("initdb"), _find_bin("pg_ctl")
     if not initdb or not pg_ctl:
         raise PostgresUnavailable("initdb/pg_ctl not found (apt-get install postgresql)")
@@ -96,10 +116,9 @@ def start_cluster() -> Cluster:
         shutil.rmtree(root, ignore_errors=True)
         raise PostgresUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
     port = _free_port()
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     start = subprocess.run(
         [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
         capture_output=True,
@@ -110,4 +129,4 @@ def start_cluster() -> Cluster:
         log = (root / "log").read_text() if (root / "log").exists() else ""
         shutil.rmtree(root, ignore_errors=True)
         raise PostgresUnavailable(f"pg_ctl start failed: {start.stderr.strip()} {log[-500:]}")
-    return Cluster(root=root, port=port, pg_ctl=pg_ctl, as_user=as_user)
+    return Cluster(root=root, port=port, pg_ctl=pg_ctl, as_user=as_user, options=options)

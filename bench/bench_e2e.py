@@ -1,0 +1,207 @@
+"""End to end: from the webhook POST to the forward handed to the (fake) gateway.
+
+    .venv/bin/python -m bench.bench_e2e [--runs 3] [--rate 50] [--seconds 30]
+        [--backends sqlite postgresql] [--pg-url URL] [--write]
+
+`gridline serve` runs with GRIDLINE_SMS_PROVIDER=twilio against the fake
+Twilio REST server (tests/fake_twilio.py, real HTTP on 127.0.0.1, here in
+the load generator's process), which notes when each create arrives. Signed
+webhooks arrive open loop at `--rate` per second for `--seconds`, each from
+a distinct registered household of the demo city (so each one opens a case,
+routes to its grid and is forwarded to the grid's on-duty team), each body
+carrying a marker. A forward is matched to its webhook by that marker; the
+latency runs from the webhook's scheduled send time to the arrival of the
+first forward of its case at the gateway. Target: p99 < 1 s.
+
+A message whose forward has not arrived `--drain` seconds after the load
+ended counts as late (its latency is "more than the window"): the p99 is then
+reported as such. Medians over `--runs`, a fresh database each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.bench_ingest import Databases
+from bench.loadgen import ACCOUNT_SID, AUTH_TOKEN, percentile, run_open, webhook
+from bench.report import command, loadavg, machine, median, ms, today, write_section
+from bench.servers import Server, gridline_server, postgres, resident_phone, running, wait_for
+from tests.fake_twilio import FakeTwilio, RecordedMessage
+
+_MARK = re.compile(r"\[e2e-(\d+)\]")
+
+
+class TimedFakeTwilio(FakeTwilio):
+    """The fake Twilio, noting on `time.monotonic()` when each message was accepted."""
+
+    def __init__(self) -> None:
+        super().__init__(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+        self.arrivals: list[tuple[float, RecordedMessage]] = []
+        self._arrivals_lock = threading.Lock()
+
+    def _accept(self, *, to: str, from_: str, body: str, callback: str | None) -> RecordedMessage:
+        message = super()._accept(to=to, from_=from_, body=body, callback=callback)
+        with self._arrivals_lock:
+            self.arrivals.append((time.monotonic(), message))
+        return message
+
+    def first_forwards(self, residents: set[str]) -> dict[int, float]:
+        """Marker → arrival time of the first SMS carrying it to somebody else than
+        a resident (a team member: the forward)."""
+        with self._arrivals_lock:
+            arrivals = list(self.arrivals)
+        first: dict[int, float] = {}
+        for at, message in arrivals:
+            found = _MARK.search(message.body)
+            if found and message.to not in residents:
+                first.setdefault(int(found[1]), at)
+        return first
+
+
+@dataclass
+class Run:
+    sent: int
+    answered: int
+    forwarded: int
+    p50: float
+    p99: float
+    max: float
+    late: int
+
+
+def one_run(args: argparse.Namespace, url: str, work: Path) -> Run:
+    with TimedFakeTwilio.serve() as fake:
+        assert isinstance(fake, TimedFakeTwilio)
+        server = gridline_server(
+            url, work, twilio_base=fake.base_url, GRIDLINE_WORKER_POLL_SECONDS="0.2"
+        )
+        count = int(args.rate * args.seconds)
+        residents = {resident_phone(n) for n in range(count)}
+        workers = [
+            Server(
+                base_url=server.base_url,
+                port=server.port,
+                log=work / f"worker{k}.log",
+                argv=[sys.executable, "-m", "app.cli", "worker"],
+                env=server.env,
+            )
+            for k in range(args.workers)
+        ]
+        with contextlib.ExitStack() as procs:
+            procs.enter_context(running(server))
+            for worker in workers:  # ready when the server answers: it already does
+                procs.enter_context(running(worker, ready="/healthz"))
+            hooks = [
+                webhook(server.base_url, sender=resident_phone(n), body=f"楼道灯坏了 [e2e-{n}]")
+                for n in range(count)
+            ]
+            results = asyncio.run(
+                run_open(server.base_url, [h.payload for h in hooks], rate=args.rate)
+            )
+            statuses = Counter(r.status for r in results)
+            answered = {r.index: r.start for r in results if r.status == 200}
+            with contextlib.suppress(TimeoutError):
+                wait_for(
+                    lambda: (
+                        len(set(answered) & set(fake.first_forwards(residents))) == len(answered)
+                    ),
+                    timeout=args.drain,
+                    what="every forward at the gateway",
+                    pause=0.2,
+                )
+            first = fake.first_forwards(residents)
+    latencies = [first[i] - start for i, start in answered.items() if i in first]
+    late = len(answered) - len(latencies)
+    # A late message's latency is at least the whole window: it sorts last.
+    padded = latencies + [float("inf")] * late
+    if set(statuses) != {200}:
+        print(f"  non-200 answers: {dict(statuses)}", flush=True)
+    return Run(
+        sent=count,
+        answered=len(answered),
+        forwarded=len(latencies),
+        p50=percentile(padded, 0.50),
+        p99=percentile(padded, 0.99),
+        max=max(padded) if padded else float("nan"),
+        late=late,
+    )
+
+
+def fmt(seconds: float) -> str:
+    return "> window" if seconds == float("inf") else ms(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="extra `gridline worker` processes (PostgreSQL)"
+    )
+    parser.add_argument("--drain", type=float, default=60.0, help="s to wait after the load")
+    parser.add_argument(
+        "--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
+    )
+    parser.add_argument("--pg-url", help="an admin URL of a PostgreSQL server to use")
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args()
+    load_start = loadavg()
+    results: dict[str, list[Run]] = {}
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-e2e-")))
+        pg = stack.enter_context(postgres(args.pg_url)) if "postgresql" in args.backends else None
+        dbs = Databases(folder, int(args.rate * args.seconds), pg)
+        for n in range(args.runs):
+            for backend in args.backends:
+                with dbs.fresh(backend) as (url, work):
+                    run = one_run(args, url, work)
+                print(
+                    f"run {n + 1} {backend}: {run.answered}/{run.sent} answered, "
+                    f"{run.forwarded} forwarded, p50 {fmt(run.p50)} p99 {fmt(run.p99)} "
+                    f"max {fmt(run.max)} late {run.late} (load {loadavg()})",
+                    flush=True,
+                )
+                results.setdefault(backend, []).append(run)
+    lines = [
+        "## End to end: webhook to forward at the gateway (issue #6)",
+        "",
+        f"`{command('bench.bench_e2e')}` — {today()}, {machine()}.",
+        f"Load average (1/5/15 min) at the start: {load_start}; at the end: {loadavg()}.",
+        f"Medians of {args.runs} runs. `gridline serve` (twilio provider, worker in-process) "
+        f"against the fake Twilio REST server; {args.rate:.0f} signed webhooks a second for "
+        f"{args.seconds:.0f} s (open loop), {args.workers} extra `gridline worker` "
+        f"processes, each from a distinct registered household of the demo "
+        f"city; latency from the webhook's scheduled send to the arrival of its case's first "
+        f"forward at the gateway. Late: no forward {args.drain:.0f} s after the load ended.",
+        "",
+        "| backend | p50 | p99 | max | forwarded / answered | late | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for backend, runs in results.items():
+
+        def med(attr: str, runs: list[Run] = runs) -> float:
+            return median([getattr(r, attr) for r in runs])
+
+        lines.append(
+            f"| {backend} | {fmt(med('p50'))} | {fmt(med('p99'))} | {fmt(med('max'))} | "
+            f"{med('forwarded'):,.0f} / {med('answered'):,.0f} | {med('late'):,.0f} | p99 < 1 s |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        write_section("e2e", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Webhook ingest: signed inbound SMS against `gridline serve`, and against a bare FastAPI app.
+
+    .venv/bin/python -m bench.bench_ingest [--runs 3] [--messages 2000] [--concurrency 32 64]
+        [--backends sqlite postgresql] [--pg-url URL] [--rate 200] [--rate-seconds 10] [--write]
+
+Each measurement starts `gridline serve` (uvicorn as in production, the
+worker in-process, signatures checked, console SMS provider) on a fresh
+database holding the demo city and one registered household per message,
+then sends `--messages` signed webhooks, each with a new MessageSid, from
+this process (an asyncio load generator on keep-alive connections, requests
+signed before the clock starts):
+
+- closed loop at each `--concurrency`: messages per second, p50 and p99 latency;
+- open loop at `--rate` messages per second for `--rate-seconds`: p99 latency
+  counted from each request's scheduled start (target < 100 ms).
+
+In the same run, the same loads go to `bench/bare_app.py` (a FastAPI app that
+answers the same empty TwiML and does nothing else) under the same uvicorn
+settings; the ratio Gridline / bare is the headline, robust to a noisy host.
+PostgreSQL is a throwaway cluster (tests/pg.py, durable settings) unless
+`--pg-url` names a server (an admin URL: databases are created and dropped).
+Figures are medians over `--runs`; `--write` puts them in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.loadgen import Result, percentile, run_closed, run_open, webhook
+from bench.report import command, loadavg, machine, median, ms, today, write_section
+from bench.servers import (
+    Postgres,
+    Server,
+    bare_server,
+    fresh_sqlite,
+    gridline_server,
+    postgres,
+    resident_phone,
+    running,
+    seed_city,
+)
+
+WARMUP = 50
+
+
+@dataclass
+class Figure:
+    rate: float  # answered messages per second
+    p50: float
+    p99: float
+    errors: int  # anything but 200
+
+
+def figure(results: list[Result], elapsed: float) -> Figure:
+    ok = [r for r in results if r.status == 200]
+    latencies = [r.latency for r in ok]
+    return Figure(
+        rate=len(ok) / elapsed,
+        p50=percentile(latencies, 0.50),
+        p99=percentile(latencies, 0.99),
+        errors=len(results) - len(ok),
+    )
+
+
+def load(server: Server, *, messages: int, concurrency: int | None, rate: float | None) -> Figure:
+    """Warm the server up, then one measured load; `rate` set: open loop."""
+    offset = messages  # warm-up senders after the measured ones
+    warm = [
+        webhook(server.base_url, sender=resident_phone(offset + n), body=f"预热{n}").payload
+        for n in range(WARMUP)
+    ]
+    asyncio.run(run_closed(server.base_url, warm, concurrency=8))
+    payloads = [
+        webhook(server.base_url, sender=resident_phone(n), body=f"楼道灯坏了，第{n}户").payload
+        for n in range(messages)
+    ]
+    started = time.monotonic()
+    if rate is None:
+        assert concurrency
+        results = asyncio.run(run_closed(server.base_url, payloads, concurrency=concurrency))
+    else:
+        results = asyncio.run(run_open(server.base_url, payloads, rate=rate))
+    elapsed = time.monotonic() - started
+    statuses = Counter(r.status for r in results)
+    if set(statuses) != {200}:
+        print(f"  non-200 answers: {dict(statuses)}", flush=True)
+    return figure(results, elapsed)
+
+
+class Databases:
+    """A fresh seeded database per measurement, per backend."""
+
+    def __init__(self, folder: Path, residents: int, pg: Postgres | None) -> None:
+        self.folder = folder
+        self.pg = pg
+        self.count = 0
+        self.sqlite_template = folder / "city.db"
+        seed_city(f"sqlite:///{self.sqlite_template}", residents=residents)
+        if pg is not None:
+            seed_city(pg.create("bench_city"), residents=residents)
+
+    @contextlib.contextmanager
+    def fresh(self, backend: str) -> Iterator[tuple[str, Path]]:
+        self.count += 1
+        work = self.folder / f"m{self.count}"
+        if backend == "sqlite":
+            yield fresh_sqlite(self.sqlite_template, work), work
+            return
+        assert self.pg is not None
+        name = f"bench_m{self.count}"
+        try:
+            yield self.pg.create(name, template="bench_city"), work
+        finally:
+            self.pg.drop(name)
+
+
+def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]:
+    """One run: every target × load; keyed `target/load`."""
+    out: dict[str, list[Figure]] = {}
+    loads: list[tuple[str, int | None, float | None, int]] = [
+        (f"c{c}", c, None, args.messages) for c in args.concurrency
+    ]
+    if args.rate:
+        loads.append(("rate", None, args.rate, int(args.rate * args.rate_seconds)))
+    targets = [*args.backends, "bare"]
+    # Each load on every target back to back: the ratio compares moments close
+    # together on a host whose speed drifts.
+    for name, concurrency, rate, messages in loads:
+        for target in targets:
+            if target == "bare":
+                server = bare_server(dbs.folder / "bare")
+                with running(server, ready="/readyz"):
+                    fig = load(server, messages=messages, concurrency=concurrency, rate=rate)
+            else:
+                with dbs.fresh(target) as (url, work):
+                    server = gridline_server(url, work)
+                    with running(server):
+                        fig = load(server, messages=messages, concurrency=concurrency, rate=rate)
+            print(
+                f"  {target:10} {name:5} {fig.rate:7.0f}/s  p50 {ms(fig.p50):>8}  "
+                f"p99 {ms(fig.p99):>8}  errors {fig.errors}  (load {loadavg()})",
+                flush=True,
+            )
+            out.setdefault(f"{target}/{name}", []).append(fig)
+    return out
+
+
+def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads: list[str]) -> str:
+    def med(key: str, attr: str) -> float:
+        return median([getattr(f, attr) for run in runs for f in run.get(key, [])])
+
+    def ratio(backend: str, name: str) -> float:
+        per_run = [
+            run[f"{backend}/{name}"][0].rate / run[f"bare/{name}"][0].rate
+            for run in runs
+            if run.get(f"{backend}/{name}") and run.get(f"bare/{name}")
+        ]
+        return median(per_run)
+
+    def short(name: str) -> str:
+        return f"concurrency {name[1:]}" if name.startswith("c") else "open loop"
+
+    lines = [
+        "## Webhook ingest (issue #6)",
+        "",
+        f"`{command('bench.bench_ingest')}` — {today()}, {machine()}.",
+        f"Load average (1/5/15 min) at the start: {args.load_start}; at the end: {loadavg()}.",
+        f"Medians of {args.runs} runs. Each figure: a fresh database with the demo city and "
+        f"one registered household per message, `gridline serve` (uvicorn as in production, "
+        f"worker in-process, signatures checked, console provider), {args.messages:,} signed "
+        f"webhooks with new MessageSids from a separate load-generator process on "
+        f"keep-alive connections; the bare app is `bench/bare_app.py` under the same uvicorn "
+        f"settings, measured in the same run.",
+        "",
+        "Headline (robust to a noisy host): Gridline's messages/s as a fraction of the bare "
+        "app's, same run, same load — "
+        + "; ".join(
+            f"{backend} {short(name)} {ratio(backend, name):.2f}"
+            for backend in args.backends
+            for name in loads
+        )
+        + ".",
+        "",
+        "| target | load | messages/s | p50 | p99 | non-200 | ratio to bare (msg/s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for backend in [*args.backends, "bare"]:
+        for name in loads:
+            key = f"{backend}/{name}"
+            if not any(run.get(key) for run in runs):
+                continue
+            label = (
+                f"concurrency {name[1:]}"
+                if name.startswith("c")
+                else f"open loop {args.rate:.0f}/s × {args.rate_seconds:.0f} s"
+            )
+            r = "—" if backend == "bare" else f"{ratio(backend, name):.2f}"
+            errors = sum(f.errors for run in runs for f in run.get(key, []))
+            lines.append(
+                f"| {backend} | {label} | {med(key, 'rate'):,.0f} | {ms(med(key, 'p50'))} | "
+                f"{ms(med(key, 'p99'))} | {errors} | {r} |"
+            )
+    if args.rate:
+        lines += [
+            "",
+            f"Target: p99 < 100 ms at {args.rate:.0f} messages/s open loop (latency from each "
+            "request's scheduled start). The ratio column is Gridline's throughput as a "
+            "fraction of the bare app's in the same run.",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 64])
+    parser.add_argument(
+        "--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
+    )
+    parser.add_argument("--pg-url", help="an admin URL of a PostgreSQL server to use")
+    parser.add_argument("--rate", type=float, default=200.0, help="open-loop rate; 0: skip")
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args()
+    args.load_start = loadavg()
+    loads = [f"c{c}" for c in args.concurrency] + (["rate"] if args.rate else [])
+    residents = max(args.messages, int(args.rate * args.rate_seconds)) + WARMUP
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
+        pg = stack.enter_context(postgres(args.pg_url)) if "postgresql" in args.backends else None
+        t0 = time.monotonic()
+        dbs = Databases(folder, residents, pg)
+        print(f"seeded in {time.monotonic() - t0:.1f} s; load {loadavg()}", flush=True)
+        runs = []
+        for n in range(args.runs):
+            print(f"run {n + 1}/{args.runs}", flush=True)
+            runs.append(measure(args, dbs))
+    text = report(args, runs, loads)
+    print(text)
+    if args.write:
+        write_section("ingest", text)
+
+
+if __name__ == "__main__":
+    main()
