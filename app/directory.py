@@ -6,9 +6,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
-from app import rosters
+from app import memo, rosters
 from app.models import Member, Region
 
 
@@ -34,13 +34,25 @@ def ancestor_at(region: Region | None, level: str) -> Region | None:
 
 
 def members_of(session: Session, unit_id: int) -> list[Member]:
-    return list(
-        session.scalars(
-            select(Member)
-            .where(Member.unit_id == unit_id, Member.active.is_(True))
-            .order_by(Member.id)
-        )
+    return rosters.members_of(session, unit_id)
+
+
+def prefetch_members(session: Session, unit_ids: set[int]) -> None:
+    """Load the members of many units at once into the transaction's memo."""
+    held = memo.table_of(session)
+    if held is None or not unit_ids:
+        return
+    found: dict[int, list[Member]] = {unit_id: [] for unit_id in unit_ids}
+    rows = session.scalars(
+        select(Member)
+        .where(Member.unit_id.in_(unit_ids), Member.active.is_(True))
+        .order_by(Member.id)
+        .options(lazyload(Member.unit))  # the units are the batch's, loaded already
     )
+    for member in rows:
+        found[member.unit_id].append(member)
+    for unit_id, members in found.items():
+        held[("members_of", unit_id)] = members
 
 
 def members_by_phone(session: Session, phone: str) -> list[Member]:
@@ -57,7 +69,12 @@ def on_duty(
 
     Returns the members and whether they came from the roster (False: fallback).
     """
-    return rosters.on_duty(session, unit, now=now, tz=tz)
+    members, from_roster = memo.cached(
+        session,
+        ("on_duty", unit.id, now),
+        lambda: rosters.on_duty(session, unit, now=now, tz=tz),
+    )
+    return list(members), from_roster
 
 
 def member_name(session: Session, phone: str) -> str | None:

@@ -108,6 +108,9 @@ def _remind(ctx: Ctx, case: Case) -> str:
 
 
 def _level_of(ctx: Ctx, case: Case, phone: str) -> str | None:
+    known = cases.memo_participants(ctx.session, case)
+    if known is not None:
+        return next((level for p, level in known if p == phone), None)
     return ctx.session.scalar(
         select(CaseParticipant.level).where(
             CaseParticipant.case_id == case.id, CaseParticipant.phone == phone

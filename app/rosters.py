@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import memo
 from app.models import Member, Region, Shift
 from app.models_escalation import MemberLeave, RosterOverride
 from routing.duty import Duty, Leave, Override, describe_gaps, duty_at, gaps
@@ -46,21 +47,26 @@ def leaves_of(session: Session, phones: Iterable[str]) -> list[Leave]:
     return [Leave(r.phone, r.starts_at, r.ends_at) for r in rows]
 
 
-def _members(session: Session, unit_id: int) -> list[Member]:
-    return list(
-        session.scalars(
-            select(Member)
-            .where(Member.unit_id == unit_id, Member.active.is_(True))
-            .order_by(Member.id)
+def members_of(session: Session, unit_id: int) -> list[Member]:
+    """The unit's active members (memoised within a batch of steps: app/memo.py)."""
+
+    def load() -> list[Member]:
+        return list(
+            session.scalars(
+                select(Member)
+                .where(Member.unit_id == unit_id, Member.active.is_(True))
+                .order_by(Member.id)
+            )
         )
-    )
+
+    return list(memo.cached(session, ("members_of", unit_id), load))
 
 
 def duty(session: Session, unit: Region, *, now: datetime, tz: ZoneInfo) -> Duty:
     shifts = shift_specs(session, unit.id)
     overrides = overrides_of(session, unit.id)
     phones = [s.phone for s in shifts] + [o.phone for o in overrides]
-    phones += [m.phone for m in _members(session, unit.id)]
+    phones += [m.phone for m in members_of(session, unit.id)]
     return duty_at(shifts, overrides, leaves_of(session, phones), now=now, tz=tz)
 
 
@@ -72,21 +78,73 @@ def on_duty(
 
     Returns the members and whether they came from the roster (False: fallback).
     """
-    members = _members(session, unit.id)
-    answer = duty(session, unit, now=now, tz=tz)
+    shifts = shift_specs(session, unit.id)
+    overrides = overrides_of(session, unit.id)
+    members = members_of(session, unit.id)
+    phones = [s.phone for s in shifts] + [o.phone for o in overrides] + [m.phone for m in members]
+    return _on_duty(members, shifts, overrides, leaves_of(session, phones), now=now, tz=tz)
+
+
+def _on_duty(
+    members: list[Member],
+    shifts: list[ShiftSpec],
+    overrides: list[Override],
+    leaves: list[Leave],
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+) -> tuple[list[Member], bool]:
+    answer = duty_at(shifts, overrides, leaves, now=now, tz=tz)
     by_phone = {m.phone: m for m in members}
     on = [by_phone[p] for p in answer.phones if p in by_phone]
     if on:
         return on, True
-    away = {p for p, why in answer.why.items() if why == "on leave"}
     local = now.astimezone(tz).replace(tzinfo=None)
+    away = {p for p, why in answer.why.items() if why == "on leave"}
     away |= {
         leave.phone
-        for leave in leaves_of(session, by_phone)
-        if leave.starts_at <= local < leave.ends_at
+        for leave in leaves
+        if leave.phone in by_phone and leave.starts_at <= local < leave.ends_at
     }
     present = [m for m in members if m.phone not in away]
     return (present or members), False
+
+
+def prefetch_on_duty(
+    session: Session, units: Iterable[Region], *, now: datetime, tz: ZoneInfo
+) -> None:
+    """Who is on duty at `now` in many units, from three queries, into the
+    transaction's memo (the answer `app.directory.on_duty` gives, memoised)."""
+    held = memo.table_of(session)
+    wanted = {unit.id: unit for unit in units}
+    if held is None or not wanted:
+        return
+    shifts: dict[int, list[ShiftSpec]] = defaultdict(list)
+    for s in session.scalars(select(Shift).where(Shift.unit_id.in_(wanted)).order_by(Shift.id)):
+        shifts[s.unit_id].append(ShiftSpec(s.phone, s.starts_at, s.ends_at, s.rrule))
+    overrides: dict[int, list[Override]] = defaultdict(list)
+    for r in session.scalars(
+        select(RosterOverride).where(RosterOverride.unit_id.in_(wanted)).order_by(RosterOverride.id)
+    ):
+        overrides[r.unit_id].append(Override(r.phone, r.starts_at, r.ends_at, r.replaces))
+    members = {unit_id: members_of(session, unit_id) for unit_id in wanted}
+    phones = {m.phone for group in members.values() for m in group}
+    phones |= {x.phone for specs in shifts.values() for x in specs}
+    phones |= {x.phone for given in overrides.values() for x in given}
+    leaves: dict[str, list[Leave]] = defaultdict(list)
+    for leave in leaves_of(session, phones):
+        leaves[leave.phone].append(leave)
+    for unit_id in wanted:
+        own = {m.phone for m in members[unit_id]}
+        own |= {x.phone for x in shifts[unit_id]} | {x.phone for x in overrides[unit_id]}
+        held[("on_duty", unit_id, now)] = _on_duty(
+            members[unit_id],
+            shifts[unit_id],
+            overrides[unit_id],
+            [leave for phone in own for leave in leaves[phone]],
+            now=now,
+            tz=tz,
+        )
 
 
 # ---------------------------------------------------------------- the duty SMS

@@ -36,6 +36,7 @@ import httpx
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from app import memo
 from app.db import unit_of_work
 from app.errors import DomainError
 from app.models import Case, CaseEvent
@@ -120,15 +121,20 @@ def on_case_event(session: Session, case: Case, event: CaseEvent, *, locale: str
         return 0
     with session.no_autoflush:
         codes = [CITY_CODE, *(r.code for r in (case.town, case.county) if r is not None)]
-        endpoints = [
-            e
-            for e in session.scalars(
-                select(WebhookEndpoint)
-                .where(WebhookEndpoint.office_code.in_(codes), WebhookEndpoint.active.is_(True))
-                .order_by(WebhookEndpoint.id)
-            )
-            if event_type in e.events
-        ]
+        # All active endpoints (a short list: a few per office), read once per
+        # batch of steps when memoising, then picked here.
+        active = memo.cached(
+            session,
+            ("webhook_endpoints",),
+            lambda: list(
+                session.scalars(
+                    select(WebhookEndpoint)
+                    .where(WebhookEndpoint.active.is_(True))
+                    .order_by(WebhookEndpoint.id)
+                )
+            ),
+        )
+        endpoints = [e for e in active if e.office_code in codes and event_type in e.events]
         if not endpoints:
             return 0
         from app.api.schemas import case_out

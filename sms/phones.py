@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -32,6 +33,7 @@ def normalize_phone(raw: str, *, region: str = "CN") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=65536)
 def mask_phone(phone: str) -> str:
     """Mask a phone for logs and for people who must not see it: `138****8000`.
 
@@ -40,7 +42,9 @@ def mask_phone(phone: str) -> str:
     """
     phone = unicodedata.normalize("NFKC", phone or "")
     digits = re.sub(r"\D", "", phone)
-    if phone.startswith("+"):
+    if phone.startswith("+86") and digits.isdigit() and len(digits) > 4:
+        digits = digits[2:]  # China's +86: what follows is the national number
+    elif phone.startswith("+"):
         try:
             number = phonenumbers.parse(phone, None)
             digits = str(number.national_number)

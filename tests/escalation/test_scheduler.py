@@ -80,7 +80,10 @@ def test_three_worker_processes_fire_1000_due_steps_exactly_once(pg_rt, clock):
         )
 
 
-def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(rt, city, clock):
+@pytest.mark.parametrize("per_tx", [1, 4, 10])
+def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(
+    rt, city, clock, per_tx
+):
     opened = clock.now
     ids = open_cases(rt, 50, now=opened)
     due = opened + timedelta(minutes=61)  # claim_overdue and escalate of each case are due
@@ -92,12 +95,17 @@ def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(rt,
         )
         s.commit()
 
-    # It leases a batch of 20, fires 5, and dies inside the 6th step's transaction.
-    [crashed] = run_workers(rt.settings.database_url, due, batch=20, crash_after=5)
+    # It leases a batch of 20, fires 5, and dies inside the 6th step, before the
+    # commit of the transaction that holds it (`per_tx` steps fire in one): the
+    # steps of the transactions committed before are done, the rest not at all.
+    [crashed] = run_workers(
+        rt.settings.database_url, due, batch=20, crash_after=5, fire_batch=per_tx
+    )
     assert crashed.returncode == CRASH_EXIT, crashed.stderr[-2000:]
+    committed = (5 // per_tx) * per_tx
 
     escalated = _events(rt, "escalated")
-    assert sum(escalated.values()) == 5 and set(escalated.values()) == {1}
+    assert sum(escalated.values()) == committed and set(escalated.values()) <= {1}
     with rt.sessions() as s:
         done = set(
             s.scalars(
@@ -116,7 +124,7 @@ def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(rt,
                 ScheduledStep.done_at.is_(None), ScheduledStep.lease_until.is_not(None)
             )
         )
-        assert leased == 15
+        assert leased == 20 - committed
     assert set(_notices(rt, "escalated_notice", COUNTY_OFFICE)) == done
 
     # A worker at the same moment fires the 30 never leased, not the 15 still leased.
@@ -125,7 +133,7 @@ def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(rt,
     # Once the dead worker's lease has run out, they are recovered and fired once.
     later = due + timedelta(seconds=rt.settings.step_lease_seconds + 1)
     [recovered] = run_workers(rt.settings.database_url, later)
-    assert recovered.result == {"fired": 15}
+    assert recovered.result == {"fired": 20 - committed}
     assert _events(rt, "escalated") == Counter({i: 1 for i in ids})
     assert _notices(rt, "escalated_notice", COUNTY_OFFICE) == Counter({i: 1 for i in ids})
 
@@ -163,3 +171,39 @@ def test_the_lease_is_one_statement_with_a_materialized_skip_locked_cte():
 
 def _pg(rt: Runtime) -> bool:
     return rt.engine.dialect.name == "postgresql"
+
+
+def test_a_step_that_raises_in_a_batch_costs_only_itself(rt, city, clock):
+    """A batch is one transaction: when one of its steps raises, the batch rolls
+    back and its steps are fired one by one, so the others still fire once."""
+    from app.scheduler import MAX_STEP_ATTEMPTS, run_due
+
+    opened = clock.now
+    ids = open_cases(rt, 12, now=opened)
+    due = opened + timedelta(minutes=31)  # each case's claim deadline
+    bad_case = ids[5]
+    calls: Counter[int] = Counter()
+
+    def hook(step: ScheduledStep, outcome: str) -> None:
+        calls[step.case_id] += 1
+        if step.case_id == bad_case:
+            raise RuntimeError("this step always fails")
+
+    counts = run_due(rt, now=due, batch=12, hook=hook)
+    # The bad one is freed after each failure, leased again, and given up
+    # after MAX_STEP_ATTEMPTS leases.
+    assert counts == {"fired": 11, "retry": MAX_STEP_ATTEMPTS - 1, "failed": 1}
+    # The good steps ran twice (their batch rolled back, then alone) but committed once.
+    assert calls[ids[0]] == 2
+    assert _events(rt, "claim_overdue") == Counter({i: 1 for i in ids if i != bad_case})
+    assert _notices(rt, "claim_overdue", TOWN_OFFICE) == Counter(
+        {i: 1 for i in ids if i != bad_case}
+    )
+    with rt.sessions() as s:
+        step = s.scalars(
+            select(ScheduledStep).where(
+                ScheduledStep.case_id == bad_case, ScheduledStep.kind == "claim_overdue"
+            )
+        ).one()
+        assert step.outcome == "failed"
+    assert _events(rt, "claim_overdue")[bad_case] == 0

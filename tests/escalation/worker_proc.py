@@ -1,6 +1,6 @@
 """A worker process for the scheduler tests: the real step-firing loop, at a fixed `now`.
 
-    python -m tests.escalation.worker_proc URL NOW [--batch N] [--crash-after N]
+    python -m tests.escalation.worker_proc URL NOW [--batch N] [--fire-batch N] [--crash-after N]
 
 Prints `ready`, waits for a line on stdin (so that several processes start
 firing together), runs `app.scheduler.run_due` until nothing is due and prints
@@ -17,6 +17,8 @@ import os
 import sys
 from datetime import datetime
 
+from sqlalchemy.orm import object_session
+
 from app.models import ScheduledStep
 from app.runtime import Runtime
 from app.scheduler import run_due
@@ -31,8 +33,10 @@ def main() -> None:
     parser.add_argument("now")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--crash-after", type=int, default=None)
+    parser.add_argument("--fire-batch", type=int, default=None, help="steps per transaction")
     args = parser.parse_args()
-    settings = Settings(_env_file=None, database_url=args.url, validate_signatures=False)  # type: ignore[call-arg]
+    extra = {} if args.fire_batch is None else {"step_fire_batch": args.fire_batch}
+    settings = Settings(_env_file=None, database_url=args.url, validate_signatures=False, **extra)  # type: ignore[call-arg]
     rt = Runtime.build(settings)
     now = datetime.fromisoformat(args.now)
     fired = 0
@@ -40,6 +44,9 @@ def main() -> None:
     def hook(step: ScheduledStep, outcome: str) -> None:
         nonlocal fired
         if args.crash_after is not None and fired >= args.crash_after:
+            session = object_session(step)
+            assert session is not None
+            session.flush()  # the step's effects are written, not committed
             print(json.dumps({"crashing_in_step": step.id}), flush=True)
             os._exit(CRASH_EXIT)
         fired += 1
