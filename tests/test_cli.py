@@ -104,7 +104,14 @@ def test_bad_policy_file_is_refused(env, tmp_path):
     policy = tmp_path / "p.toml"
     policy.write_text('[policies.normal]\nclaim_within = "soon"\n', encoding="utf-8")
     assert run(env, "db", "upgrade").exit_code == 0
-    result = run({**env, "GRIDLINE_POLICY_FILE": str(policy)}, "sms", "inbound",
-                 "--from", "13700000001", "--body", "x")
+    result = run(
+        {**env, "GRIDLINE_POLICY_FILE": str(policy)},
+        "sms",
+        "inbound",
+        "--from",
+        "13700000001",
+        "--body",
+        "x",
+    )
     assert result.exit_code == 2
     assert "policy" in result.output and "p.toml" in result.output

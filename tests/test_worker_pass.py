@@ -28,10 +28,7 @@ def _store(rt, clock, count: int) -> None:  # type: ignore[no-untyped-def]
 def _unprocessed(rt) -> int:  # type: ignore[no-untyped-def]
     with rt.sessions() as session:
         return int(
-            session.scalar(
-                select(func.count()).where(InboundMessage.processed_at.is_(None))
-            )
-            or 0
+            session.scalar(select(func.count()).where(InboundMessage.processed_at.is_(None))) or 0
         )
 
 
