@@ -384,7 +384,7 @@ def _machine() -> str:
     load = os.getloadavg()
     return (
         f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, "
-        f"load average before the run {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
+        f"load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
     )
 
 
@@ -392,16 +392,19 @@ def _median(rows: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
-def report(args: argparse.Namespace, seed: dict[str, Any], bursts: list, steadies: list) -> str:
+def report(
+    args: argparse.Namespace, machine: str, seed: dict[str, Any], bursts: list, steadies: list
+) -> str:
     argv = " ".join(sys.argv[1:])
     lines = [
         SECTION,
         "",
         f"Command: `python -m bench.bench_scheduler {argv}`  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
-        f"Machine: {_machine()}  ",
+        f"Machine: {machine}  ",
         f"PostgreSQL: throwaway cluster with fsync and synchronous_commit on; "
-        f"{args.workers} worker processes (`app.scheduler.run_due`), idle poll {args.poll} s, "
+        f"{args.workers} worker processes (`app.scheduler.run_due` with the real clock), "
+        f"idle poll {args.poll} s, "
         f"`step_batch_size` {args.lease_batch}, `step_fire_batch` {args.fire_batch}.",
         "",
         f"Seeded {args.cases:,} open cases over {seed['grids']:,} grids of the Zhoushan-sized "
@@ -466,6 +469,7 @@ def main() -> None:
     from app.migrate import upgrade
     from tests.pg import start_cluster
 
+    machine = _machine()
     cluster = start_cluster(durable=True)
     try:
         admin = make_engine(cluster.admin_url, isolation_level="AUTOCOMMIT")
@@ -489,7 +493,7 @@ def main() -> None:
             print(f"run {run + 1} steady: {s}", flush=True)
             bursts.append(b)
             steadies.append(s)
-        section = report(args, seed, bursts, steadies)
+        section = report(args, machine, seed, bursts, steadies)
         print(section)
         if args.write:
             write_section(section)
