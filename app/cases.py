@@ -305,6 +305,17 @@ def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
         stmt = stmt.where(ScheduledStep.kind.in_(kinds))
     # "evaluate": steps loaded in this session (a batch being fired) see it too.
     ctx.session.execute(stmt, execution_options={"synchronize_session": "evaluate"})
+    # Steps scheduled earlier in the same batch are not flushed yet (the batch
+    # runs without autoflush): cancel them where they are.
+    for pending in ctx.session.new:
+        if (
+            isinstance(pending, ScheduledStep)
+            and pending.case_id == case.id
+            and pending.done_at is None
+            and (not kinds or pending.kind in kinds)
+        ):
+            pending.done_at = ctx.now
+            pending.outcome = "cancelled"
 
 
 def policy_of(ctx: Ctx, case: Case) -> Policy:

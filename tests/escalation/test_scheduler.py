@@ -207,3 +207,28 @@ def test_a_step_that_raises_in_a_batch_costs_only_itself(rt, city, clock):
         ).one()
         assert step.outcome == "failed"
     assert _events(rt, "claim_overdue")[bad_case] == 0
+
+
+def test_cancel_reaches_a_step_scheduled_earlier_in_the_same_batch(rt, city, clock):
+    """A batch runs without autoflush: a step scheduled by one of its steps and
+    cancelled by a later one must not be written as still due."""
+    from app import cases, memo
+    from app.cases import Ctx
+    from app.db import unit_of_work
+
+    [case_id] = open_cases(rt, 1, now=clock.now)
+    with unit_of_work(rt.sessions) as session:
+        memo.enable(session)
+        ctx = Ctx(session=session, rt=rt, now=clock.now)
+        case = session.get(Case, case_id)
+        assert case is not None
+        with session.no_autoflush:
+            cases.schedule(ctx, case, "resend", clock.now + timedelta(hours=1))
+            cases.cancel_steps(ctx, case, "resend")
+    with rt.sessions() as s:
+        step = s.scalars(
+            select(ScheduledStep).where(
+                ScheduledStep.case_id == case_id, ScheduledStep.kind == "resend"
+            )
+        ).one()
+        assert (step.outcome, step.done_at) == ("cancelled", clock.now)
