@@ -193,3 +193,20 @@ def test_the_queue_is_usable_on_a_phone(console: Console, server: Server):
     assert width <= inner, f"the case scrolls sideways: {width}px > {inner}px " + ", ".join(
         wide_elements(page)
     )
+
+
+def test_live_refresh_brings_in_a_new_case_highlighted(console: Console, server: Server):
+    """The queue polls its live fragment (ETag); a case opened meanwhile appears
+    marked new, and the rows already there are not. The poll is triggered the
+    way the page does when it becomes visible again, instead of waiting 20 s."""
+    before = server.open_case("DH-JF-WS-01", "井盖松动")
+    page = console.page(user="jf-handler")
+    page.goto("/console")
+    expect(case_row(page, before.code)).to_be_visible()
+
+    after = server.open_case("DH-JF-WS-01", "小区门禁坏了")
+    expect(case_row(page, after.code)).to_have_count(0)  # not reloaded yet
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    expect(case_row(page, after.code)).to_be_visible()
+    expect(case_row(page, after.code)).to_have_class(re.compile(r"\bnew\b"))
+    expect(case_row(page, before.code)).not_to_have_class(re.compile(r"\bnew\b"))
