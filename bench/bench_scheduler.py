@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, update
+
+from bench import report
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Scheduler at scale"
@@ -371,28 +371,7 @@ def steady(cluster: Any, template: str, args: argparse.Namespace, run: int) -> d
 # ---------------------------------------------------------------- report
 
 
-def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = os.getloadavg()
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, "
-        f"load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
-    )
-
-
-def _median(rows: list[dict[str, float]], key: str) -> float:
-    return statistics.median(r[key] for r in rows)
-
-
-def report(
+def summary(
     args: argparse.Namespace, machine: str, seed: dict[str, Any], bursts: list, steadies: list
 ) -> str:
     argv = " ".join(sys.argv[1:])
@@ -413,12 +392,13 @@ def report(
         f"| measure (median of {args.runs} runs) | value | target |",
         "|---|---|---|",
         f"| {args.due:,} steps due at one moment: all fired after | "
-        f"{_median(bursts, 'all_fired_s'):.1f} s | < 30 s |",
-        f"| … throughput | {_median(bursts, 'steps_per_s'):.0f} steps/s | |",
+        f"{report.median([r['all_fired_s'] for r in bursts]):.1f} s | < 30 s |",
+        f"| … throughput | {report.median([r['steps_per_s'] for r in bursts]):.0f} steps/s | |",
         f"| steady {args.steady_rate:g} steps/s for {args.steady_seconds:g} s: lag p50 | "
-        f"{_median(steadies, 'lag_p50_s') * 1000:.0f} ms | |",
-        f"| … lag p99 | {_median(steadies, 'lag_p99_s') * 1000:.0f} ms | < 2 s |",
-        f"| … lag max | {_median(steadies, 'lag_max_s') * 1000:.0f} ms | |",
+        f"{report.median([r['lag_p50_s'] for r in steadies]) * 1000:.0f} ms | |",
+        f"| … lag p99 | {report.median([r['lag_p99_s'] for r in steadies]) * 1000:.0f} ms "
+        "| < 2 s |",
+        f"| … lag max | {report.median([r['lag_max_s'] for r in steadies]) * 1000:.0f} ms | |",
         "",
         "Each run: "
         + "; ".join(
@@ -429,18 +409,6 @@ def report(
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(section: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    body = path.read_text(encoding="utf-8")
-    if SECTION in body:
-        start = body.index(SECTION)
-        end = body.find("\n## ", start + len(SECTION))
-        body = body[:start] + section + ("" if end < 0 else body[end + 1 :])
-    else:
-        body = body.rstrip("\n") + "\n\n" + section
-    path.write_text(body, encoding="utf-8")
 
 
 def main() -> None:
@@ -469,7 +437,7 @@ def main() -> None:
     from app.migrate import upgrade
     from tests.pg import start_cluster
 
-    machine = _machine()
+    machine = f"{report.machine()}, load average at the start {report.loadavg()}"
     cluster = start_cluster(durable=True)
     try:
         admin = make_engine(cluster.admin_url, isolation_level="AUTOCOMMIT")
@@ -493,10 +461,10 @@ def main() -> None:
             print(f"run {run + 1} steady: {s}", flush=True)
             bursts.append(b)
             steadies.append(s)
-        section = report(args, machine, seed, bursts, steadies)
+        section = summary(args, machine, seed, bursts, steadies)
         print(section)
         if args.write:
-            write_section(section)
+            report.write_section("scheduler", section)
     finally:
         cluster.stop()
 

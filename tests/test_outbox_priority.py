@@ -265,7 +265,10 @@ def test_an_urgent_row_takes_the_next_token(rt, clock: Clock) -> None:
 
 
 def test_the_worker_applies_the_rate_setting(db_url, clock: Clock) -> None:
-    rt = Runtime.build(make_settings(db_url, sender_rate_per_s=3), clock=clock)
+    # A generous pass time: the wall-clock cap of a send pass must not end it first
+    # on a slow machine (the clock fixture drives the rate, not the wall clock).
+    settings = make_settings(db_url, sender_rate_per_s=3, outbox_pass_seconds=60)
+    rt = Runtime.build(settings, clock=clock)
     try:
         bulk_backlog(rt, clock.now, 10)
         gateway = RecordingGateway()
