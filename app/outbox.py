@@ -6,12 +6,15 @@ before the gateway is called, so a worker that dies mid-send leaves a row that
 another worker recovers after `lease_until` (a recovered lease is an ambiguous
 attempt: the SMS may have left). Every attempt is a `DeliveryAttempt` row.
 
-Rows are leased one at a time, just before their send, so a lease only has to
-outlast one gateway call, never a whole batch. `attempts` doubles as the
-lease's fencing token: a worker records its outcome on the row only if the
-row is still `sending` with the attempt number it leased; an outcome that comes
-back after the lease was taken over is kept as a `DeliveryAttempt` only (a
-success still marks the row sent: the SMS did leave).
+Rows are leased in batches (`batch`, one transaction), sent (concurrently when
+the gateway allows it), and their outcomes recorded in one more transaction. A
+leased row is handed to the gateway only while half the lease is left, so a
+lease still only has to outlast one gateway call: a row whose turn comes later
+is released unsent (back to `pending`, its attempt not counted).
+`attempts` doubles as the lease's fencing token: a worker records its outcome
+on the row only if the row is still `sending` with the attempt number it
+leased; an outcome that comes back after the lease was taken over is kept as a
+`DeliveryAttempt` only (a success still marks the row sent: the SMS did leave).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +45,7 @@ from sms.gateway import (
     SendError,
     SendResult,
     TransientSendError,
+    sends_concurrently,
 )
 from sms.phones import mask_phone, mask_phones_in_text
 from sms.templates import render
@@ -203,99 +208,132 @@ def _throttled_until(bucket: SenderRate, limit: RateLimit, *, now: datetime) -> 
     return bucket.tat - slack
 
 
-def _next_due(session: Session, *, now: datetime, exclude: set[int]) -> OutboundMessage | None:
-    """The most urgent due row, locked (rows other workers hold are skipped).
+def _allowance(bucket: SenderRate, limit: RateLimit, *, now: datetime) -> int:
+    """How many SMS may leave back to back at `now` (GCRA): each one moves the
+    bucket's `tat` an interval on, and one may leave while `tat` is at most
+    `burst - 1` intervals ahead of `now`."""
+    slack = limit.interval * (limit.burst - 1)
+    ahead = max(bucket.tat, now) - now
+    if ahead > slack:
+        return 0
+    return (slack - ahead) // limit.interval + 1
 
-    Two queries, each one range of `ix_outbound_messages_queue`: an expired
-    lease (rare), then the pending rows by (priority, due time); a pending row
-    of a higher priority than the expired lease goes first.
+
+_Outcome = SendResult | SendError | None  # None: not sent, the lease is given back
+
+
+@dataclass
+class _Batch:
+    leases: list[_Lease] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)  # expired leases given up on
+
+
+def _due_rows(
+    session: Session, *, now: datetime, exclude: set[int], size: int
+) -> list[OutboundMessage]:
+    """The `size` most urgent due rows, locked (rows other workers hold are skipped).
+
+    Two queries, each one range of `ix_outbound_messages_queue`: expired leases
+    (rare), and the pending rows by (priority, due time); merged so that an
+    expired lease goes first unless a pending row has a higher priority.
     """
 
-    def first(stmt: Any) -> OutboundMessage | None:
+    def locked(stmt: Any) -> list[OutboundMessage]:
         if exclude:
             # Never twice in one pass, even with a zero backoff.
             stmt = stmt.where(OutboundMessage.id.not_in(exclude))
-        found: OutboundMessage | None = session.scalar(
-            stmt.limit(1).with_for_update(skip_locked=True)
-        )
-        return found
+        return list(session.scalars(stmt.limit(size).with_for_update(skip_locked=True)))
 
-    expired = first(
+    expired = locked(
         select(OutboundMessage)
         .where(OutboundMessage.status == "sending", OutboundMessage.lease_until < now)
         .order_by(OutboundMessage.priority.desc(), OutboundMessage.id)
     )
-    pending = select(OutboundMessage).where(
-        OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= now
-    )
-    if expired is not None:
-        pending = pending.where(OutboundMessage.priority > expired.priority)
-    row = first(
-        pending.order_by(
+    pending = locked(
+        select(OutboundMessage)
+        .where(OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= now)
+        .order_by(
             OutboundMessage.priority.desc(), OutboundMessage.next_attempt_at, OutboundMessage.id
         )
     )
-    return row or expired
+    merged: list[OutboundMessage] = []
+    e = p = 0
+    while len(merged) < size and (e < len(expired) or p < len(pending)):
+        if e < len(expired) and (p == len(pending) or pending[p].priority <= expired[e].priority):
+            merged.append(expired[e])
+            e += 1
+        else:
+            merged.append(pending[p])
+            p += 1
+    return merged
 
 
-def _lease_next(
+def _lease_batch(
     session: Session,
     *,
     now: datetime,
     lease: timedelta,
     backoff: Backoff,
     exclude: set[int],
+    size: int,
     rate: RateLimit | None = None,
-) -> _Lease | int | _Throttled | None:
-    """Lease the most urgent due row; its id when it was failed instead; None when
-    none is due; `_Throttled` when the sender's rate allows no send now."""
+) -> _Batch | _Throttled:
+    """Lease up to `size` of the most urgent due rows (no more than the sender's
+    rate allows now); expired leases out of attempts are failed instead. An
+    empty batch: none is due; `_Throttled`: the rate allows no send now."""
     bucket: SenderRate | None = None
     if rate is not None and rate.per_second > 0:
         # Locked first: workers take turns here, so the rate holds across them.
         bucket = _bucket(session, rate, now=now)
-        until = _throttled_until(bucket, rate, now=now)
-        if until is not None:
-            return _Throttled(until)
-    row = _next_due(session, now=now, exclude=exclude)
-    if row is None:
-        return None
-    if row.status == "sending":
-        # A worker died holding this lease: the SMS may or may not have left.
-        session.add(
-            DeliveryAttempt(
-                outbound_id=row.id,
-                at=now,
-                outcome="lost",
-                error_message="lease expired before the attempt was recorded",
-                ambiguous=True,
+        allowed = _allowance(bucket, rate, now=now)
+        if allowed == 0:
+            until = _throttled_until(bucket, rate, now=now)
+            return _Throttled(until or now)
+        size = min(size, allowed)
+    batch = _Batch()
+    for row in _due_rows(session, now=now, exclude=exclude, size=size):
+        if row.status == "sending":
+            # A worker died holding this lease: the SMS may or may not have left.
+            session.add(
+                DeliveryAttempt(
+                    outbound_id=row.id,
+                    at=now,
+                    outcome="lost",
+                    error_message="lease expired before the attempt was recorded",
+                    ambiguous=True,
+                )
             )
+            if row.attempts >= backoff.max_attempts:
+                # A message that kills its worker every time must not do so forever.
+                row.status = "failed"
+                row.lease_until = None
+                row.error_code = "lease_lost"
+                row.error_message = (
+                    f"gave up after {row.attempts} attempts: the last lease expired unrecorded"
+                )
+                log.error(
+                    "SMS %s to %s: failed (%s)",
+                    row.id,
+                    mask_phone(row.to_phone),
+                    row.error_message,
+                )
+                batch.failed.append(row.id)
+                continue
+        row.status = "sending"
+        row.lease_until = now + lease
+        row.attempts += 1
+        sms = OutgoingSms(
+            to=row.to_phone,
+            body=row.body,
+            template=row.template,
+            params=dict(row.params or {}),
+            reference=str(row.id),
         )
-        if row.attempts >= backoff.max_attempts:
-            # A message that kills its worker every time must not do so forever.
-            row.status = "failed"
-            row.lease_until = None
-            row.error_code = "lease_lost"
-            row.error_message = (
-                f"gave up after {row.attempts} attempts: the last lease expired unrecorded"
-            )
-            log.error(
-                "SMS %s to %s: failed (%s)", row.id, mask_phone(row.to_phone), row.error_message
-            )
-            return row.id
-    if bucket is not None and rate is not None:
-        bucket.tat = max(bucket.tat, now) + rate.interval
+        batch.leases.append(_Lease(id=row.id, attempt=row.attempts, sms=sms))
+    if bucket is not None and rate is not None and batch.leases:
+        bucket.tat = max(bucket.tat, now) + rate.interval * len(batch.leases)
         bucket.updated_at = now
-    row.status = "sending"
-    row.lease_until = now + lease
-    row.attempts += 1
-    sms = OutgoingSms(
-        to=row.to_phone,
-        body=row.body,
-        template=row.template,
-        params=dict(row.params or {}),
-        reference=str(row.id),
-    )
-    return _Lease(id=row.id, attempt=row.attempts, sms=sms)
+    return batch
 
 
 def _record(
@@ -303,25 +341,125 @@ def _record(
     lease: _Lease,
     *,
     now: datetime,
-    outcome: SendResult | SendError,
+    outcome: _Outcome,
     backoff: Backoff,
     rng: random.Random | None = None,
 ) -> str:
     row = session.get(OutboundMessage, lease.id, with_for_update=True)
+    done = _Recorded()
+    result = _apply(
+        session, row, lease, now=now, outcome=outcome, backoff=backoff, rng=rng, done=done
+    )
+    done.flush(session, now=now)
+    return result
+
+
+@dataclass
+class _Recorded:
+    """What recording a batch's outcomes writes after the rows: the attempt rows
+    (one INSERT for all: they need no ids back), and the rows marked sent, for
+    delivery reports that came before their SID."""
+
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[OutboundMessage] = field(default_factory=list)
+
+    def attempt(
+        self,
+        row: OutboundMessage,
+        *,
+        at: datetime,
+        outcome: str,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        self.attempts.append(
+            {
+                "outbound_id": row.id,
+                "at": at,
+                "outcome": outcome,
+                "error_code": error_code,
+                "error_message": error_message,
+                "ambiguous": ambiguous,
+            }
+        )
+
+    def flush(self, session: Session, *, now: datetime) -> None:
+        if self.attempts:
+            session.execute(insert(DeliveryAttempt), self.attempts)
+        _apply_early_reports(session, self.sent, now=now)
+
+
+def _record_batch(
+    session: Session,
+    outcomes: Sequence[tuple[_Lease, _Outcome]],
+    *,
+    now: datetime,
+    backoff: Backoff,
+    rng: random.Random | None = None,
+) -> list[str]:
+    """`_record` for a batch: its rows locked by one query (in id order, as every
+    worker locks them), early delivery reports looked up by one more."""
+    ids = sorted(lease.id for lease, _ in outcomes)
+    found = {
+        row.id: row
+        for row in session.scalars(
+            select(OutboundMessage)
+            .where(OutboundMessage.id.in_(ids))
+            .order_by(OutboundMessage.id)
+            .with_for_update()
+        )
+    }
+    done = _Recorded()
+    results = [
+        _apply(
+            session,
+            found.get(lease.id),
+            lease,
+            now=now,
+            outcome=outcome,
+            backoff=backoff,
+            rng=rng,
+            done=done,
+        )
+        for lease, outcome in outcomes
+    ]
+    done.flush(session, now=now)
+    return results
+
+
+def _apply(
+    session: Session,
+    row: OutboundMessage | None,
+    lease: _Lease,
+    *,
+    now: datetime,
+    outcome: _Outcome,
+    backoff: Backoff,
+    rng: random.Random | None,
+    done: _Recorded,
+) -> str:
+    """One send's outcome on its (locked) row; its attempt row and, when sent,
+    the row go to `done`, which the caller flushes after the batch."""
     if row is None:
         return "skipped"
     current = row.status == "sending" and row.attempts == lease.attempt
+    if outcome is None:
+        # Never handed to the gateway: the lease is given back, the attempt uncounted.
+        if current:
+            row.status = "pending"
+            row.attempts -= 1
+            row.lease_until = None
+        return "released"
     if isinstance(outcome, SendError):
         permanent = isinstance(outcome, PermanentSendError)
-        session.add(
-            DeliveryAttempt(
-                outbound_id=row.id,
-                at=now,
-                outcome="permanent" if permanent else "transient",
-                error_code=_code(outcome.code),
-                error_message=_text(outcome.message),
-                ambiguous=isinstance(outcome, TransientSendError) and outcome.ambiguous,
-            )
+        done.attempt(
+            row,
+            at=now,
+            outcome="permanent" if permanent else "transient",
+            error_code=_code(outcome.code),
+            error_message=_text(outcome.message),
+            ambiguous=isinstance(outcome, TransientSendError) and outcome.ambiguous,
         )
         if not current:
             # Another worker took the row over after our lease expired; it decides.
@@ -346,7 +484,7 @@ def _record(
             mask_phones_in_text(outcome.message),
         )
         return row.status
-    session.add(DeliveryAttempt(outbound_id=row.id, at=now, outcome="sent"))
+    done.attempt(row, at=now, outcome="sent")
     if not current and row.status == "sent":
         # Sent twice: the other worker's send also went through. The attempt
         # rows tell; the row keeps the first provider sid.
@@ -360,7 +498,7 @@ def _record(
     row.lease_until = None
     row.error_code = None
     row.error_message = None
-    _apply_early_reports(session, row, now=now)
+    done.sent.append(row)
     return "sent" if current else "stale"
 
 
@@ -387,6 +525,83 @@ def _record_durably(
             pause = min(pause * 2, 1.0)
 
 
+def _record_outcomes(
+    sessions: sessionmaker[Session],
+    outcomes: Sequence[tuple[_Lease, _Outcome]],
+    *,
+    deadline: float,
+    now: datetime,
+    backoff: Backoff,
+    rng: random.Random | None,
+) -> list[str]:
+    """Record a batch's outcomes in one transaction; should that fail, each on
+    its own, waiting out a database restart (`_record_durably`)."""
+    try:
+        with unit_of_work(sessions) as session:
+            return _record_batch(session, outcomes, now=now, backoff=backoff, rng=rng)
+    except Exception:
+        log.warning(
+            "recording %d outcomes together failed; recording each on its own",
+            len(outcomes),
+            exc_info=True,
+        )
+    results: list[str] = []
+    error: Exception | None = None
+    for lease, outcome in outcomes:
+        try:
+            results.append(
+                _record_durably(
+                    sessions,
+                    lease,
+                    deadline=deadline,
+                    now=now,
+                    outcome=outcome,
+                    backoff=backoff,
+                    rng=rng,
+                )
+            )
+        except Exception as exc:  # the others are still recorded
+            error = error or exc
+    if error is not None:
+        raise error
+    return results
+
+
+def _send(gateway: Gateway, sms: OutgoingSms) -> SendResult | SendError:
+    try:
+        return gateway.send(sms)
+    except SendError as exc:
+        return exc
+    except Exception as exc:  # a gateway bug must not kill the worker or lose the row
+        log.exception("gateway %s raised", gateway.name)
+        return TransientSendError(
+            f"gateway error: {exc.__class__.__name__}", code="internal", ambiguous=True
+        )
+
+
+def _send_batch(
+    gateway: Gateway,
+    leases: Sequence[_Lease],
+    *,
+    pool: Executor | None,
+    must_go: bool,
+    may_start: Callable[[], bool],
+) -> list[_Outcome]:
+    """Each lease's outcome, in order; None for a lease that `may_start()` no
+    longer allowed to go when its turn came (the first goes when `must_go`).
+    On `pool` the sends overlap, else they go one after another."""
+
+    def attempt(index: int, lease: _Lease) -> _Outcome:
+        if (must_go and index == 0) or may_start():
+            return _send(gateway, lease.sms)
+        return None
+
+    if pool is None or len(leases) < 2:
+        return [attempt(i, lease) for i, lease in enumerate(leases)]
+    futures = [pool.submit(attempt, i, lease) for i, lease in enumerate(leases)]
+    return [future.result() for future in futures]
+
+
 def deliver_due(
     sessions: sessionmaker[Session],
     gateway: Gateway,
@@ -399,6 +614,8 @@ def deliver_due(
     rate: RateLimit | None = None,
     max_seconds: float | None = None,
     should_yield: Callable[[], bool] | None = None,
+    batch: int = 20,
+    concurrency: int = 1,
 ) -> dict[str, int]:
     """Send what is due, most urgent first, each row at most once; returns counts by outcome.
 
@@ -407,58 +624,92 @@ def deliver_due(
     while the gateway call ran), `skipped` (the row vanished), and
     `throttled` (1 when the pass stopped at the sender's `rate`).
 
+    Rows are leased `batch` at a time (one transaction), sent, and their
+    outcomes recorded together (one more). With `concurrency` > 1 and a gateway
+    that allows it (`sms.gateway.sends_concurrently`), up to that many sends
+    overlap on threads of this pass; otherwise they go in order.
+
     The pass also ends after `max_seconds`, or as soon as `should_yield()` says
-    so (the webhook woke the worker): new inbound messages are processed, and
-    their urgent forwards leased, before the rest of a backlog.
+    so (the webhook woke the worker), looked at between batches: new inbound
+    messages are processed, and their urgent forwards leased, before the rest
+    of a backlog. A pass sends one batch at least, even one that starts out
+    asked to yield: under steady inbound the webhook wakes the worker all the
+    time, and sending one row a pass would let the outbox fall behind.
     """
+    if batch < 1 or concurrency < 1:
+        raise ValueError("deliver_due needs batch >= 1 and concurrency >= 1")
     counts: dict[str, int] = {}
     seen: set[int] = set()
     # Leases are stamped from `now`, the pass's logical time. Stop leasing once
     # real time has eaten half the lease, so that a slow gateway (timeouts back
     # to back) cannot leave later rows leased in the past, where another worker
     # would take them over mid-send. The rest waits for the next pass; the
-    # first row always goes, so every pass makes progress.
+    # first row always goes, so every pass makes progress. The same cut-off
+    # holds within a batch: a row whose turn comes after it is given back.
     budget = lease.total_seconds() / 2
     if max_seconds is not None:
         budget = min(budget, max_seconds)
     started = time.monotonic()
-    while len(seen) < limit and (not seen or time.monotonic() - started < budget):
-        if seen and should_yield is not None and should_yield():
-            break
-        with unit_of_work(sessions) as session:
-            leased = _lease_next(
-                session, now=now, lease=lease, backoff=backoff, exclude=seen, rate=rate
+    send_deadline = started + lease.total_seconds() / 2
+
+    def may_start() -> bool:
+        return time.monotonic() < send_deadline
+
+    pool: ThreadPoolExecutor | None = None
+    any_sent = False
+    try:
+        while len(seen) < limit and (not seen or time.monotonic() - started < budget):
+            size = min(batch, limit - len(seen))
+            if seen and should_yield is not None and should_yield():
+                break
+            with unit_of_work(sessions) as session:
+                leased = _lease_batch(
+                    session,
+                    now=now,
+                    lease=lease,
+                    backoff=backoff,
+                    exclude=seen,
+                    size=size,
+                    rate=rate,
+                )
+            if isinstance(leased, _Throttled):
+                counts["throttled"] = 1
+                break
+            seen.update(leased.failed)
+            if leased.failed:
+                counts["failed"] = counts.get("failed", 0) + len(leased.failed)
+            if not leased.leases:
+                if leased.failed:
+                    continue
+                break
+            seen.update(lease_.id for lease_ in leased.leases)
+            if (
+                pool is None
+                and concurrency > 1
+                and len(leased.leases) > 1
+                and sends_concurrently(gateway)
+            ):
+                pool = ThreadPoolExecutor(
+                    max_workers=concurrency, thread_name_prefix="gridline-send"
+                )
+            outcomes = _send_batch(
+                gateway, leased.leases, pool=pool, must_go=not any_sent, may_start=may_start
             )
-        if leased is None:
-            break
-        if isinstance(leased, _Throttled):
-            counts["throttled"] = 1
-            break
-        if isinstance(leased, int):
-            seen.add(leased)
-            counts["failed"] = counts.get("failed", 0) + 1
-            continue
-        seen.add(leased.id)
-        outcome: SendResult | SendError
-        try:
-            outcome = gateway.send(leased.sms)
-        except SendError as exc:
-            outcome = exc
-        except Exception as exc:  # a gateway bug must not kill the worker or lose the row
-            log.exception("gateway %s raised", gateway.name)
-            outcome = TransientSendError(
-                f"gateway error: {exc.__class__.__name__}", code="internal", ambiguous=True
+            any_sent = True
+            results = _record_outcomes(
+                sessions,
+                list(zip(leased.leases, outcomes, strict=True)),
+                deadline=send_deadline,
+                now=now,
+                backoff=backoff,
+                rng=rng,
             )
-        result = _record_durably(
-            sessions,
-            leased,
-            now=now,
-            outcome=outcome,
-            backoff=backoff,
-            rng=rng,
-            deadline=started + lease.total_seconds() / 2,
-        )
-        counts[result] = counts.get(result, 0) + 1
+            for result in results:
+                if result != "released":
+                    counts[result] = counts.get(result, 0) + 1
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return counts
 
 
@@ -559,16 +810,22 @@ def record_delivery_status(
     return True
 
 
-def _apply_early_reports(session: Session, row: OutboundMessage, *, now: datetime) -> None:
+def _apply_early_reports(
+    session: Session, rows: Sequence[OutboundMessage], *, now: datetime
+) -> None:
+    by_sid = {row.provider_sid: row for row in rows if row.provider_sid}
+    if not by_sid:
+        return
     reports = session.scalars(
         select(DeliveryReport)
         .where(
-            DeliveryReport.provider_sid == row.provider_sid,
+            DeliveryReport.provider_sid.in_(by_sid),
             DeliveryReport.outbound_id.is_(None),
         )
         .order_by(DeliveryReport.id)
     )
     for report in reports:
+        row = by_sid[report.provider_sid]
         report.outbound_id = row.id
         if _apply_status(row, report.status, report.error_code):
             _after_status(session, row, now=now)

@@ -13,6 +13,7 @@ log = logging.getLogger("gridline.sms.console")
 
 class ConsoleGateway:
     name = "console"
+    concurrent = False  # the echo prints in the order the SMS were sent
 
     def __init__(self, *, echo: Callable[[str], None] | None = None) -> None:
         self._echo = echo

@@ -50,8 +50,17 @@ class TransientSendError(SendError):
 
 
 class Gateway(Protocol):
+    """An SMS provider. A gateway whose `send` may be called from several threads
+    at once says so with a class attribute `concurrent = True` (optional: a
+    gateway without it is called from one thread at a time, in order)."""
+
     name: str
 
     def send(self, sms: OutgoingSms) -> SendResult: ...
 
     def close(self) -> None: ...
+
+
+def sends_concurrently(gateway: object) -> bool:
+    """True when `gateway.send` may run on several threads at once."""
+    return getattr(gateway, "concurrent", False) is True

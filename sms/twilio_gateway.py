@@ -9,6 +9,8 @@ request may have reached the gateway, so that a retry may send the SMS twice.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 
 import requests
 from twilio.base import exceptions as twilio_exceptions
@@ -71,7 +73,15 @@ def quiet_twilio_logging() -> None:
 
 
 class TwilioGateway:
+    """Safe to call from several threads at once (`concurrent`): each call takes
+    a client of its own from a free list. One twilio `Client` must not be
+    shared: `TwilioHttpClient.request` stores each response on the client and
+    then returns that attribute, so a send on another thread could hand back
+    the wrong message's SID. Clients (and their keep-alive connections) outlive
+    the threads that use them; there are as many as sends ever overlapped."""
+
     name = "twilio"
+    concurrent = True
 
     def __init__(
         self,
@@ -86,28 +96,52 @@ class TwilioGateway:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         quiet_twilio_logging()
+        self._account_sid = account_sid
+        self._auth_token = auth_token
+        self._api_base = api_base.rstrip("/")
+        self._timeout = timeout
+        self._from = from_number
+        self._status_callback = status_callback
+        self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        self._made: list[TwilioHttpClient] = []
+        self._made_lock = threading.Lock()
+        self._idle.put(self._new_client())
+
+    def _new_client(self) -> Client:
         # requests' default adapter never retries a POST: a create is sent once
         # per call, so one outbox attempt is one request.
-        self._http = TwilioHttpClient(timeout=timeout)
-        self._client = Client(account_sid, auth_token, http_client=self._http)
+        http = TwilioHttpClient(timeout=self._timeout)
+        client = Client(self._account_sid, self._auth_token, http_client=http)
         # The client reads TWILIO_EDGE / TWILIO_REGION from os.environ and then
         # rewrites every URL's host (api.<edge>.<region>.twilio.com), which would
         # mangle a Twilio-compatible gateway's address. Settings own configuration.
-        self._client.edge = None
-        self._client.region = None
+        client.edge = None
+        client.region = None
         # The library has no setting for a Twilio-compatible gateway's address;
         # the Api domain keeps it as a plain attribute used to build every URL
         # (tests/sms/test_twilio_gateway.py proves requests go there).
-        self._client.api.base_url = api_base.rstrip("/")
-        self._from = from_number
-        self._status_callback = status_callback
+        client.api.base_url = self._api_base
+        client.messages  # noqa: B018 - built here, not lazily by two threads at once
+        with self._made_lock:
+            self._made.append(http)
+        return client
 
     def send(self, sms: OutgoingSms) -> SendResult:
+        try:
+            client = self._idle.get_nowait()
+        except queue.Empty:
+            client = self._new_client()
+        try:
+            return self._send(client, sms)
+        finally:
+            self._idle.put(client)
+
+    def _send(self, client: Client, sms: OutgoingSms) -> SendResult:
         kwargs: dict[str, str] = {"to": sms.to, "from_": self._from, "body": sms.body}
         if self._status_callback:
             kwargs["status_callback"] = self._status_callback
         try:
-            message = self._client.messages.create(**kwargs)
+            message = client.messages.create(**kwargs)
         except TwilioRestException as exc:
             raise _translate_status(exc.status, exc.code, exc.msg) from exc
         except requests.exceptions.RequestException as exc:
@@ -131,9 +165,12 @@ class TwilioGateway:
         return SendResult(provider_sid=str(sid), status=str(message.status or "queued"))
 
     def close(self) -> None:
-        session = getattr(self._http, "session", None)
-        if session is not None:
-            session.close()
+        with self._made_lock:
+            made = list(self._made)
+        for http in made:
+            session = getattr(http, "session", None)
+            if session is not None:
+                session.close()
 
 
 def _clean(text: str) -> str:

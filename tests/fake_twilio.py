@@ -351,6 +351,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         return None  # quiet; tests read what the fake recorded
 
+    def end_headers(self) -> None:
+        # A connection about to be closed says so, as real servers do: otherwise
+        # a client may reuse it for its next request while the close is on its
+        # way (RemoteDisconnected).
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        super().end_headers()
+
     def _send_json(self, status: int, payload: dict[str, object]) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)

@@ -186,11 +186,13 @@ def test_a_new_urgent_case_is_forwarded_before_a_broadcast_backlog(rt, clock: Cl
     assert gateway.sent[1].to == RESIDENT  # the ack: urgent case, urgent band
 
 
-def test_a_pass_yields_to_new_inbound_after_one_row(rt, clock: Clock) -> None:
+def test_a_pass_yields_to_new_inbound_after_one_batch(rt, clock: Clock) -> None:
     bulk_backlog(rt, clock.now, 10)
     gateway = RecordingGateway()
-    assert deliver(rt, gateway, clock.now, should_yield=lambda: True) == {"sent": 1}
-    assert deliver(rt, gateway, clock.now, should_yield=lambda: False) == {"sent": 9}
+    # Asked to yield from the start, it still sends a batch: steady inbound
+    # wakes the worker all the time, and the outbox must not fall behind.
+    assert deliver(rt, gateway, clock.now, batch=3, should_yield=lambda: True) == {"sent": 3}
+    assert deliver(rt, gateway, clock.now, batch=3, should_yield=lambda: False) == {"sent": 7}
 
 
 # --- the per-sender rate -----------------------------------------------------------
