@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -116,6 +116,7 @@ def assign_code(session: Session, case: Case, *, rng: random.Random | None = Non
     guarantees it against a concurrent worker, so a collision retries.
     """
     rng = rng or random.SystemRandom()
+    new = inspect(case).pending
     for _ in range(20):
         width = _code_width(session)
         low, high = 10 ** (width - 1), 10**width - 1
@@ -130,6 +131,12 @@ def assign_code(session: Session, case: Case, *, rng: random.Random | None = Non
                 case.code = code
                 case.open_code = code
                 session.flush()
+            if new:
+                stepless_cases(session).add(case.id)
+                participantless_cases(session).add(case.id)
+                held = memo.table_of(session)
+                if held is not None:
+                    held.get("no_live_case", set()).discard(case.resident_phone)
             return
         except IntegrityError:
             continue
@@ -158,7 +165,32 @@ def live_case_by_code(session: Session, code: str) -> Case | None:
     return session.scalar(select(Case).where(Case.open_code == code.lstrip("#")))
 
 
+def prefetch_live_cases(session: Session, phones: set[str]) -> None:
+    """Note which of `phones` have no live case (active or resolved), from one
+    query, so that a batch need not look for theirs: a closed case never comes
+    back, so only a new case (`assign_code` takes the phone off the note) can
+    make one live."""
+    held = memo.table_of(session)
+    if held is None or not phones:
+        return
+    live = set(
+        session.scalars(
+            select(Case.resident_phone)
+            .where(Case.resident_phone.in_(phones), Case.status.in_(LIVE_STATUSES))
+            .distinct()
+        )
+    )
+    held.setdefault("no_live_case", set()).update(phones - live)
+
+
+def _no_live_case(session: Session, phone: str) -> bool:
+    held = memo.table_of(session)
+    return held is not None and phone in held.get("no_live_case", ())
+
+
 def active_case_of_resident(session: Session, phone: str) -> Case | None:
+    if _no_live_case(session, phone):
+        return None
     return session.scalar(
         select(Case)
         .where(Case.resident_phone == phone, Case.status.in_(ACTIVE_STATUSES))
@@ -168,6 +200,8 @@ def active_case_of_resident(session: Session, phone: str) -> Case | None:
 
 
 def resolved_case_of_resident(session: Session, phone: str) -> Case | None:
+    if _no_live_case(session, phone):
+        return None
     return session.scalar(
         select(Case)
         .where(Case.resident_phone == phone, Case.status == "resolved")
@@ -177,6 +211,9 @@ def resolved_case_of_resident(session: Session, phone: str) -> Case | None:
 
 
 def cases_of_participant(session: Session, phone: str) -> list[Case]:
+    held = memo.table_of(session)
+    if held is not None and phone in held.get("not_participants", ()):
+        return []  # on no case when the batch began, and added to none since
     return list(
         session.scalars(
             select(Case)
@@ -187,14 +224,41 @@ def cases_of_participant(session: Session, phone: str) -> list[Case]:
     )
 
 
+def participantless_cases(session: Session) -> set[int]:
+    """Ids of cases created in this transaction that have no participant yet
+    (kept only when memoising, like `stepless_cases`)."""
+    held = memo.table_of(session)
+    if held is None:
+        return set()
+    found: set[int] = held.setdefault("participantless", set())
+    return found
+
+
 def participant_phones(session: Session, case: Case, *, level: str | None = None) -> list[str]:
     known = memo_participants(session, case)
     if known is not None:
         return [phone for phone, at in known if level is None or at == level]
+    if case.id in participantless_cases(session):
+        return []
     stmt = select(CaseParticipant.phone).where(CaseParticipant.case_id == case.id)
     if level is not None:
         stmt = stmt.where(CaseParticipant.level == level)
     return list(session.scalars(stmt.order_by(CaseParticipant.id)))
+
+
+def prefetch_participant_phones(session: Session, phones: set[str]) -> None:
+    """Note which of `phones` are on no case at all, from one query, so that a
+    batch need not ask `cases_of_participant` about them (`add_participants`
+    takes a phone off the note when it adds it to a case)."""
+    held = memo.table_of(session)
+    if held is None or not phones:
+        return
+    on_some = set(
+        session.scalars(
+            select(CaseParticipant.phone).where(CaseParticipant.phone.in_(phones)).distinct()
+        )
+    )
+    held.setdefault("not_participants", set()).update(phones - on_some)
 
 
 def prefetch_participants(session: Session, case_ids: list[int]) -> None:
@@ -226,6 +290,8 @@ def is_participant(session: Session, case: Case, phone: str) -> bool:
     known = memo_participants(session, case)
     if known is not None:
         return any(p == phone for p, _level in known)
+    if case.id in participantless_cases(session):
+        return False
     return (
         session.scalar(
             select(CaseParticipant.id).where(
@@ -246,6 +312,11 @@ def add_participants(ctx: Ctx, case: Case, phones: list[str], *, reason: str) ->
         existing.add(phone)
         added.append(phone)
     known = memo_participants(ctx.session, case)
+    if added:
+        participantless_cases(ctx.session).discard(case.id)
+        held = memo.table_of(ctx.session)
+        if held is not None:
+            held.get("not_participants", set()).difference_update(added)
     for phone in added:
         row = {
             "case_id": case.id,
@@ -291,11 +362,24 @@ def resident_label(ctx: Ctx, case: Case) -> str:
 # ---------------------------------------------------------------- steps
 
 
+def stepless_cases(session: Session) -> set[int]:
+    """Ids of cases created in this transaction that have no step yet (kept only
+    when memoising, so a batch of messages skips `cancel_steps` on a new case)."""
+    held = memo.table_of(session)
+    if held is None:
+        return set()
+    found: set[int] = held.setdefault("stepless", set())
+    return found
+
+
 def schedule(ctx: Ctx, case: Case, kind: str, due_at: datetime) -> None:
+    stepless_cases(ctx.session).discard(case.id)
     ctx.session.add(ScheduledStep(case_id=case.id, kind=kind, due_at=due_at))
 
 
 def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
+    if case.id in stepless_cases(ctx.session):
+        return  # created in this transaction, and nothing scheduled for it yet
     stmt = (
         update(ScheduledStep)
         .where(ScheduledStep.case_id == case.id, ScheduledStep.done_at.is_(None))

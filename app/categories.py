@@ -48,6 +48,9 @@ def split_first(ctx: Ctx, case: Case, on_duty: list[str]) -> tuple[list[str], li
 
 
 def schedule_rest(ctx: Ctx, case: Case, later: list[str], *, due_at: datetime) -> None:
+    from app.cases import stepless_cases  # a cycle at import time
+
+    stepless_cases(ctx.session).discard(case.id)
     ctx.session.add(
         ScheduledStep(case_id=case.id, kind="forward_rest", due_at=due_at, params={"phones": later})
     )

@@ -70,7 +70,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run the worker.")] = False,
 ) -> None:
-    """Serve HTTP (webhooks, API); runs the background worker in-process unless --no-worker."""
+    """Serve HTTP (webhooks, API); runs the background worker too unless --no-worker."""
     import uvicorn
 
     from app.web import create_app
@@ -78,7 +78,7 @@ def serve(
     settings = load_settings()
     configure_logging(settings.log_level)
     build_runtime(settings).close()  # refuse a bad policy file before listening
-    app = create_app(settings, start_worker=not no_worker)
+    app = create_app(settings, start_worker=not no_worker, worker_process=settings.worker_process)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
 
 

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from app.sqlite_lock import LockingConnection, eager_writers_waiting
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -67,7 +69,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the webhook write while the worker reads; busy_timeout makes a
     # writer wait for the lock instead of failing at once.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on disk when it returns (NORMAL would lose the last
+    # commits at a power cut), so a webhook's 200 means its message survives
+    # one. The webhook commits in groups (app/ingest.py): one fsync per batch.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -80,7 +85,13 @@ def _sqlite_begin(conn: Any) -> None:
     # BEGIN, a transaction that read first and writes later fails with
     # SQLITE_BUSY when another writer got in between, and busy_timeout cannot
     # help it; serialising writers is the right trade on an embedded database.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # The process-wide lock is taken first (app/sqlite_lock.py), so a writer
+    # waiting for another is woken when it commits instead of polling.
+    dbapi = conn.connection.dbapi_connection
+    if isinstance(dbapi, LockingConnection):
+        dbapi.begin_immediate()
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -88,7 +99,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # psycopg 3 is the driver we ship; the bare scheme would ask for psycopg2.
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 10}, **kwargs)
+        connect_args = {"timeout": 10, "factory": LockingConnection}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -123,3 +135,12 @@ def database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
+
+
+def writers_waiting(session: Session) -> bool:
+    """SQLite: someone who goes first (a webhook, a person) waits for the write
+    lock this session's transaction holds; a worker's batch then commits early.
+    Always False on PostgreSQL, where writers of different rows do not wait."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    return eager_writers_waiting(session.connection().connection.dbapi_connection)

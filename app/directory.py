@@ -57,8 +57,31 @@ def prefetch_members(session: Session, unit_ids: set[int]) -> None:
 
 def members_by_phone(session: Session, phone: str) -> list[Member]:
     return list(
-        session.scalars(select(Member).where(Member.phone == phone, Member.active.is_(True)))
+        memo.cached(
+            session,
+            ("members_by_phone", phone),
+            lambda: list(
+                session.scalars(
+                    select(Member).where(Member.phone == phone, Member.active.is_(True))
+                )
+            ),
+        )
     )
+
+
+def prefetch_members_by_phone(session: Session, phones: set[str]) -> None:
+    """`members_by_phone` of many phones from one query, into the transaction's memo."""
+    held = memo.table_of(session)
+    if held is None or not phones:
+        return
+    found: dict[str, list[Member]] = {phone: [] for phone in phones}
+    rows = session.scalars(
+        select(Member).where(Member.phone.in_(phones), Member.active.is_(True)).order_by(Member.id)
+    )
+    for member in rows:
+        found[member.phone].append(member)
+    for phone, members in found.items():
+        held[("members_by_phone", phone)] = members
 
 
 def on_duty(

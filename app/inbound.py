@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
-from app import cases, directory, guards, ladder, rosters
+from app import cases, directory, guards, ladder, memo, rosters
 from app.cases import Actor, Ctx
 from app.errors import Conflict
 from app.models import Case, InboundMessage, Region, Resident
-from app.placement import location_of, place, place_answer
+from app.placement import location_of, place, place_answer, resident_of
 from routing.grammar import (
     Action,
     ResidentIntent,
@@ -43,44 +43,61 @@ def store_inbound(
     params: dict[str, Any],
     now: datetime,
 ) -> bool:
-    """Insert the message unless its SID is already stored; True if it was new.
-
-    The unique constraint decides, not a prior SELECT, so two concurrent
-    deliveries of one SID store exactly one row.
-    """
-    values = {
+    """Insert the message unless its SID is already stored; True if it was new."""
+    row = {
         "message_sid": message_sid,
         "from_phone": from_phone,
         "to_phone": to_phone,
         "body": body,
         "params": params,
         "received_at": now,
-        "status": "received",
     }
+    return store_many(session, [row])[0]
+
+
+def store_many(session: Session, rows: list[dict[str, Any]]) -> list[bool]:
+    """Insert messages (dicts of `store_inbound`'s fields, `received_at` for
+    `now`) in one statement; per row, True if it was new.
+
+    The unique constraint decides, not a prior SELECT, so two concurrent
+    deliveries of one SID store exactly one row; within `rows`, the first of
+    a SID is the new one.
+    """
+    if not rows:
+        return []
+    table = cast(Table, InboundMessage.__table__)
+    values = [{**row, "status": "received"} for row in rows]
     dialect = session.get_bind().dialect.name
     stmt: Any
     if dialect == "postgresql":
-        stmt = (
-            pg_insert(InboundMessage)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["message_sid"])
-        )
+        stmt = pg_insert(table).on_conflict_do_nothing(index_elements=["message_sid"])
     elif dialect == "sqlite":
-        stmt = (
-            sqlite_insert(InboundMessage)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["message_sid"])
-        )
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["message_sid"])
     else:  # pragma: no cover - other dialects are not supported targets
-        stmt = insert(InboundMessage).values(values)
-    # RETURNING says whether this statement inserted the row; rowcount is not
-    # reliable for ON CONFLICT DO NOTHING across drivers.
-    inserted = session.execute(stmt.returning(InboundMessage.id)).scalar()
-    return inserted is not None
+        stmt = insert(table)
+    # RETURNING names the rows this statement inserted; rowcount is not
+    # reliable for ON CONFLICT DO NOTHING across drivers. With a list of rows
+    # SQLAlchemy sends few multi-row INSERTs ("insertmanyvalues"), compiled once.
+    inserted = set(session.execute(stmt.returning(table.c.message_sid), values).scalars())
+    created = []
+    for row in rows:
+        sid = row["message_sid"]
+        created.append(sid in inserted)
+        inserted.discard(sid)  # a second copy in the same batch is a duplicate
+    return created
 
 
 def next_unprocessed(session: Session) -> InboundMessage | None:
     """Lease the oldest unprocessed message (skip ones another worker holds)."""
+    found = next_batch(session, limit=1)
+    return found[0] if found else None
+
+
+def next_batch(session: Session, *, limit: int) -> list[InboundMessage]:
+    """Lock up to `limit` messages to process in this transaction, oldest first:
+    each sender's oldest unprocessed one only (so at most one per sender, and a
+    sender's messages in order across batches); rows another worker holds are
+    skipped on PostgreSQL."""
     earlier = aliased(InboundMessage)
     # One sender's messages are processed in order: a message waits while an
     # earlier one from the same phone is unprocessed (or held by another worker).
@@ -97,10 +114,35 @@ def next_unprocessed(session: Session) -> InboundMessage | None:
             .exists(),
         )
         .order_by(InboundMessage.id)
-        .limit(1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return session.scalar(stmt)
+    return list(session.scalars(stmt))
+
+
+def prefetch(ctx: Ctx, messages: list[InboundMessage]) -> None:
+    """Load what a batch of messages will ask for, a few queries for all of them,
+    into the transaction's memo (`app.memo`): the senders as residents (their
+    home grids' rosters, whether they have a live case), as members and as
+    participants, and the loop guards' counts. Writers in the batch keep these
+    in step (a new resident, case or participant); members and rosters are not
+    written by messages."""
+    session = ctx.session
+    phones = sorted({m.from_phone for m in messages})
+    held = memo.enable(session)
+    residents = {
+        r.phone: r for r in session.scalars(select(Resident).where(Resident.phone.in_(phones)))
+    }
+    for phone in phones:
+        held[("resident", phone)] = residents.get(phone)
+    # Their homes' teams on duty (offices are asked for only when a case escalates).
+    grids = {r.grid.id: r.grid for r in residents.values() if r.grid is not None}
+    directory.prefetch_members(session, set(grids))
+    rosters.prefetch_on_duty(session, grids.values(), now=ctx.now, tz=ctx.rt.settings.tz)
+    directory.prefetch_members_by_phone(session, set(phones))
+    cases.prefetch_participant_phones(session, set(phones))
+    cases.prefetch_live_cases(session, set(phones))
+    guards.prefetch(ctx, messages)
 
 
 def process(ctx: Ctx, message: InboundMessage) -> None:
@@ -125,7 +167,16 @@ def process(ctx: Ctx, message: InboundMessage) -> None:
 
 
 def _resident(session: Session, phone: str) -> Resident | None:
-    return session.scalar(select(Resident).where(Resident.phone == phone))
+    return resident_of(session, phone)
+
+
+def _new_resident(session: Session, phone: str) -> Resident:
+    resident = Resident(phone=phone, tags="")
+    session.add(resident)
+    held = memo.table_of(session)
+    if held is not None:
+        held[("resident", phone)] = resident  # what `resident_of` answers from now on
+    return resident
 
 
 def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
@@ -134,8 +185,7 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
     if parsed.intent in (ResidentIntent.STOP, ResidentIntent.START):
         resident = _resident(session, phone)
         if resident is None:
-            resident = Resident(phone=phone, tags="")
-            session.add(resident)
+            resident = _new_resident(session, phone)
         resident.opted_out = parsed.intent is ResidentIntent.STOP
         ctx.send(None, phone, "opted_out" if resident.opted_out else "opted_in")
         return None
@@ -257,8 +307,7 @@ def _try_address(ctx: Ctx, case: Case, text: str) -> Case:
 def _remember_address(ctx: Ctx, phone: str, address: str, grid: Region) -> None:
     resident = _resident(ctx.session, phone)
     if resident is None:
-        resident = Resident(phone=phone, tags="")
-        ctx.session.add(resident)
+        resident = _new_resident(ctx.session, phone)
     resident.address = address
     resident.grid = grid
     resident.grid_id = grid.id

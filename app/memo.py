@@ -54,6 +54,16 @@ def defer_insert(session: Session, table: Any, row: dict[str, Any]) -> bool:
     return True
 
 
+def deferred(session: Session, table: Any) -> list[dict[str, Any]]:
+    """The rows of `table` queued by `defer_insert` and not written yet (readers
+    that count rows, like the loop guards, must count these too)."""
+    found = table_of(session)
+    if found is None:
+        return []
+    rows: list[dict[str, Any]] = found.get(("deferred", table), [])
+    return rows
+
+
 def flush_deferred(session: Session) -> int:
     """Write the rows `defer_insert` queued, one executemany per table; their count."""
     found = table_of(session)

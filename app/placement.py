@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import directory
+from app import directory, memo
 from app.models import Address, InboundMessage, Region, Resident
 from app.runtime import Runtime
 from routing.address import Entry, normalize_address
@@ -62,7 +62,12 @@ class Placement:
 
 
 def _index_key(session: Session) -> tuple[object, ...]:
-    """Changes whenever the gazetteer or the region tree (names, parents) changes."""
+    """Changes whenever the gazetteer or the region tree (names, parents) changes;
+    asked once per batch of messages (`app.memo`), which changes neither."""
+    return memo.cached(session, ("gazetteer_key",), lambda: _read_index_key(session))
+
+
+def _read_index_key(session: Session) -> tuple[object, ...]:
     addresses = session.execute(
         select(func.count(Address.id), func.max(Address.id), func.max(Address.updated_at))
     ).one()
@@ -138,8 +143,18 @@ def location_of(session: Session, inbound_id: int | None) -> tuple[float, float]
     return parse_location(message.params) if message is not None else None
 
 
+def resident_of(session: Session, phone: str) -> Resident | None:
+    """The resident registered with `phone` (memoised within a batch of messages,
+    whose writers of new residents keep the memo in step: `app.inbound`)."""
+    return memo.cached(
+        session,
+        ("resident", phone),
+        lambda: session.scalar(select(Resident).where(Resident.phone == phone)),
+    )
+
+
 def _home(session: Session, phone: str) -> tuple[Resident | None, tuple[str, ...]]:
-    resident = session.scalar(select(Resident).where(Resident.phone == phone))
+    resident = resident_of(session, phone)
     if resident is None or resident.grid is None:
         return resident, ()
     return resident, tuple(r.code for r in directory.ancestors(resident.grid))

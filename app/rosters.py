@@ -78,6 +78,10 @@ def on_duty(
 
     Returns the members and whether they came from the roster (False: fallback).
     """
+    held = memo.table_of(session)
+    loaded = held.get(("duty_inputs", unit.id)) if held is not None else None
+    if loaded is not None:  # by `prefetch_on_duty`
+        return _on_duty(*loaded, now=now, tz=tz)
     shifts = shift_specs(session, unit.id)
     overrides = overrides_of(session, unit.id)
     members = members_of(session, unit.id)
@@ -113,8 +117,9 @@ def _on_duty(
 def prefetch_on_duty(
     session: Session, units: Iterable[Region], *, now: datetime, tz: ZoneInfo
 ) -> None:
-    """Who is on duty at `now` in many units, from three queries, into the
-    transaction's memo (the answer `app.directory.on_duty` gives, memoised)."""
+    """What `on_duty` needs to say who is on duty in many units, from three
+    queries, into the transaction's memo; it is worked out (and memoised by
+    `app.directory.on_duty`) only for the units asked about."""
     held = memo.table_of(session)
     wanted = {unit.id: unit for unit in units}
     if held is None or not wanted:
@@ -137,13 +142,11 @@ def prefetch_on_duty(
     for unit_id in wanted:
         own = {m.phone for m in members[unit_id]}
         own |= {x.phone for x in shifts[unit_id]} | {x.phone for x in overrides[unit_id]}
-        held[("on_duty", unit_id, now)] = _on_duty(
+        held[("duty_inputs", unit_id)] = (
             members[unit_id],
             shifts[unit_id],
             overrides[unit_id],
             [leave for phone in own for leave in leaves[phone]],
-            now=now,
-            tz=tz,
         )
 
 

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # Operational knobs (not in the contract's table, safe defaults).
     max_request_bytes: int = 64 * 1024
     worker_poll_seconds: float = 1.0
+    # GRIDLINE_WORKER_PROCESS: `gridline serve` runs its worker in a child
+    # process (own interpreter, so routing a backlog does not hold up webhooks:
+    # app/worker_process.py), on PostgreSQL at this extra niceness; false: a thread.
+    worker_process: bool = True
+    worker_nice: int = Field(default=10, ge=0, le=19)
     outbox_batch_size: int = 50
     outbox_max_attempts: int = 8
     outbox_backoff_base_seconds: float = 5.0
@@ -74,10 +79,23 @@ class Settings(BaseSettings):
     # processing after this long, so a new urgent forward never waits behind a
     # whole bulk backlog (it also yields at once when the webhook wakes it).
     outbox_pass_seconds: float = Field(default=1.0, gt=0)
+    # GRIDLINE_OUTBOX_SEND_BATCH: due SMS leased in one transaction, and their
+    # outcomes recorded in one more. GRIDLINE_OUTBOX_CONCURRENCY: how many of a
+    # batch's SMS may be in flight to the gateway at once (twilio only; the
+    # console sends in order). See app/outbox.py.
+    outbox_send_batch: int = Field(default=32, ge=1)
+    outbox_concurrency: int = Field(default=16, ge=1)
     # GRIDLINE_INBOUND_PASS_SECONDS: likewise, processing stored messages hands
     # over to sending after this long, so forwards already decided leave while
     # a backlog of inbound messages is still being worked through.
     inbound_pass_seconds: float = Field(default=1.0, gt=0)
+    # GRIDLINE_INBOUND_BATCH: up to this many stored messages (at most one per
+    # sender) are processed in one transaction, their lookups shared (app/memo.py);
+    # 1 processes each on its own. GRIDLINE_INBOUND_TX_SECONDS: such a transaction
+    # takes no further message once it has run this long, because on SQLite it
+    # holds the one write lock the webhook waits for.
+    inbound_batch: int = Field(default=20, ge=1)
+    inbound_tx_seconds: float = Field(default=0.2, gt=0)
     # GRIDLINE_SPOOL_DIR: where the webhook appends signed messages it could not
     # store while the database was unreachable (JSON lines, fsync'd before the
     # 200); the worker replays them. Default: `<sqlite file>.spool/` next to a

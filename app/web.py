@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,13 +23,14 @@ from app.db import database_unavailable
 from app.deps import RuntimeDep
 from app.errors import BadRequest, DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from app.gateways import build_gateway
-from app.inbound import store_inbound
+from app.ingest import Incoming, IngestWriter
 from app.metrics import build_registry
 from app.outbox import record_delivery_status
 from app.runtime import Runtime
 from app.settings import Settings
 from app.spool import Spool
 from app.worker import WorkerThread
+from app.worker_process import WorkerProcess
 from sms.gateway import Gateway
 from sms.phones import InvalidPhone, mask_phone, normalize_phone
 from sms.signature import is_valid_signature, signed_url
@@ -87,17 +89,28 @@ def create_app(
     runtime: Runtime | None = None,
     gateway: Gateway | None = None,
     start_worker: bool = True,
+    worker_process: bool = False,
     gateway_echo: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """Build the app. Engines, gateways and threads are made in the lifespan."""
+    """Build the app. Engines, gateways and threads are made in the lifespan.
+
+    The worker runs on a thread of this process, or with `worker_process` in
+    a child process (what `gridline serve` does by default).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or Runtime.build(settings or Settings())
         gw = gateway or build_gateway(rt.settings, echo=gateway_echo)
-        worker = WorkerThread(rt, gw) if start_worker else None
+        worker: WorkerThread | WorkerProcess | None = None
+        if start_worker and worker_process:
+            worker = WorkerProcess(rt.settings)
+        elif start_worker:
+            worker = WorkerThread(rt, gw)
         spool = Spool(rt.settings.spool_path)
+        ingest = IngestWriter(rt)
         app.state.runtime = rt
+        app.state.ingest = ingest
         app.state.worker = worker
         app.state.spool = spool
         app.state.metrics, app.state.webhook_latency = build_registry(rt, spool=spool)
@@ -108,11 +121,13 @@ def create_app(
             if not database_unavailable(exc):
                 raise
             log.warning("spool not replayed at start-up: database unavailable")
+        ingest.start()
         if worker is not None:
             worker.start()
         try:
             yield
         finally:
+            ingest.stop()
             if worker is not None:
                 worker.stop()
             if gateway is None:
@@ -163,21 +178,18 @@ def create_app(
             k: form[k] for k in ("Latitude", "Longitude", "NumMedia") if k in form
         }
 
-        # Sync database work runs in the threadpool; one commit before answering.
-        def _store() -> bool:
-            with rt.sessions() as session, session.begin():
-                return store_inbound(
-                    session,
-                    message_sid=sid,
-                    from_phone=sender,
-                    to_phone=form.get("To") or None,
-                    body=body,
-                    params=extra,
-                    now=rt.clock(),
-                )
-
+        incoming = Incoming(
+            message_sid=sid,
+            from_phone=sender,
+            to_phone=form.get("To") or None,
+            body=body,
+            params=extra,
+            received_at=rt.clock(),
+        )
+        writer: IngestWriter = request.app.state.ingest
         try:
-            created = await run_in_threadpool(_store)
+            # Stored (committed, with other webhooks' messages) before we answer.
+            created = await asyncio.wrap_future(writer.submit(incoming))
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
@@ -188,10 +200,10 @@ def create_app(
                 lambda: spool.append(
                     message_sid=sid,
                     from_phone=sender,
-                    to_phone=form.get("To") or None,
+                    to_phone=incoming.to_phone,
                     body=body,
                     params=extra,
-                    received_at=rt.clock(),
+                    received_at=incoming.received_at,
                 )
             )
             log.warning(
@@ -202,7 +214,10 @@ def create_app(
             )
             request.app.state.webhook_latency.observe(time.perf_counter() - started)
             return Response(content=EMPTY_TWIML, media_type="text/xml")
-        log.info("inbound %s from %s%s", sid, mask_phone(sender), "" if created else " (duplicate)")
+        # DEBUG: uvicorn's access log already has a line per webhook.
+        log.debug(
+            "inbound %s from %s%s", sid, mask_phone(sender), "" if created else " (duplicate)"
+        )
         worker = request.app.state.worker
         if created and worker is not None:
             worker.wake()

@@ -13,14 +13,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from app import digests, inbound, scheduler, webhooks_out
+from sqlalchemy import select
+
+from app import digests, inbound, memo, scheduler, webhooks_out
 from app.cases import Ctx
-from app.db import database_unavailable, unit_of_work
+from app.db import database_unavailable, unit_of_work, writers_waiting
 from app.models import InboundMessage
 from app.outbox import Backoff, RateLimit, deliver_due
 from app.runtime import Runtime
 from app.spool import Spool
+from app.sqlite_lock import set_polite_writer
 from sms.gateway import Gateway
 
 log = logging.getLogger("gridline.worker")
@@ -52,44 +56,139 @@ class PassResult:
 def process_inbound(
     rt: Runtime, *, now: datetime, limit: int = 100, max_seconds: float | None = None
 ) -> tuple[int, int]:
-    """Process stored messages one transaction each; returns (done, failed).
+    """Process stored messages, up to `inbound_batch` in one transaction; returns
+    (done, failed).
 
-    Stops after `max_seconds` (wall clock) so that, under a backlog, the pass
-    goes on to send what is already decided instead of holding every forward
-    back until the whole backlog is processed.
+    Stops after `max_seconds` (wall clock), having handled at least one message,
+    so that, under a backlog, the pass goes on to send what is already decided
+    instead of holding every forward back until the whole backlog is processed.
     """
     done = failed = 0
     started = time.monotonic()
-    for _ in range(limit):
-        if (
-            max_seconds is not None
-            and (done or failed)
-            and time.monotonic() - started >= max_seconds
-        ):
+
+    def out_of_time() -> bool:
+        return max_seconds is not None and time.monotonic() - started >= max_seconds
+
+    while done + failed < limit:
+        if (done or failed) and out_of_time():
             break
-        message_id: int | None = None
-        try:
-            with unit_of_work(rt.sessions) as session:
-                message = inbound.next_unprocessed(session)
-                if message is None:
-                    break
-                message_id = message.id
-                inbound.process(Ctx(session=session, rt=rt, now=now), message)
-            done += 1
-        except Exception as exc:
-            if message_id is None:
-                raise
-            # The transaction rolled back; mark the message failed in a new one
-            # so that it is visible and never retried in a loop.
-            log.exception("inbound message %s failed", message_id)
-            with unit_of_work(rt.sessions) as session:
-                row = session.get(InboundMessage, message_id)
-                if row is not None:
-                    row.status = "failed"
-                    row.error = repr(exc)[:2000]
-                    row.processed_at = now
-            failed += 1
+        want = min(rt.settings.inbound_batch, limit - done - failed, _fits(rt))
+        one_by_one: list[int | None] = [None]  # the next message, on its own
+        if want > 1:
+            began = time.monotonic()
+            taken, committed = process_batch(rt, now=now, limit=want, enough=out_of_time)
+            if not taken:
+                break
+            if committed:
+                rt.caches[_PER_MESSAGE] = (time.monotonic() - began) / len(taken)
+                done += len(taken)
+                continue
+            one_by_one = list(taken)  # the batch rolled back: each on its own
+        for message_id in one_by_one:
+            outcome = process_one(rt, now=now, message_id=message_id)
+            if outcome is None:
+                return done, failed
+            if outcome == "done":
+                done += 1
+            elif outcome == "failed":
+                failed += 1
     return done, failed
+
+
+_PER_MESSAGE = "inbound_seconds_per_message"
+
+
+def _fits(rt: Runtime) -> int:
+    """How many messages the last batch's pace fits in `inbound_tx_seconds` (and
+    one more): a batch takes no more than that, so the messages it prefetches
+    for are mostly the ones it gets to."""
+    pace = rt.caches.get(_PER_MESSAGE)
+    if not isinstance(pace, float) or pace <= 0:
+        return rt.settings.inbound_batch
+    return max(2, int(rt.settings.inbound_tx_seconds / pace) + 1)
+
+
+def process_batch(
+    rt: Runtime, *, now: datetime, limit: int, enough: Callable[[], bool] = lambda: False
+) -> tuple[list[int], bool]:
+    """Process up to `limit` stored messages (one per sender) in ONE transaction.
+
+    Returns the ids of the messages taken, in order, and whether their
+    transaction committed. It takes no further message once it has run
+    `inbound_tx_seconds`, `enough()` says so, or (SQLite) a webhook waits for
+    the write lock it holds (the rest stay `received`).
+    Lookups are memoised for the transaction and prefetched for the batch
+    (`inbound.prefetch`); outbox rows are written together at its end (the
+    loop guards count them while queued). Autoflush stays on: a message may
+    read what an earlier one of the batch wrote (a case it opened, its
+    participants), as it would after that one's commit. When the batch raises
+    it is rolled back and the ids returned with False: the caller processes
+    them one by one, so a failing message costs only itself.
+    """
+    leased: list[int] = []
+    taken: list[int] = []
+    try:
+        with unit_of_work(rt.sessions) as session:
+            began = time.monotonic()
+            memo.enable(session)
+            messages = inbound.next_batch(session, limit=limit)
+            leased = [m.id for m in messages]
+            if not messages:
+                return [], True
+            inbound.prefetch(Ctx(session=session, rt=rt, now=now), messages)
+            for message in messages:
+                over = time.monotonic() - began >= rt.settings.inbound_tx_seconds
+                if taken and (over or enough() or writers_waiting(session)):
+                    break
+                taken.append(message.id)
+                inbound.process(Ctx(session=session, rt=rt, now=now), message)
+            memo.flush_deferred(session)  # the batch's outbox rows
+        return taken, True
+    except Exception:
+        if not leased:
+            raise  # taking the batch failed (the database is down): as before
+        log.warning(
+            "a batch of %d inbound messages failed; processing them one by one",
+            len(taken),
+            exc_info=True,
+        )
+        return taken or leased[:1], False
+
+
+def process_one(rt: Runtime, *, now: datetime, message_id: int | None = None) -> str | None:
+    """Process one stored message in its own transaction: the next one, or the
+    given one if it is still `received`. Returns `done`, `failed` (it raised:
+    marked `failed` with its error), `skipped` (the given one was no longer
+    waiting) or None when there was none to process."""
+    taken: int | None = None
+    try:
+        with unit_of_work(rt.sessions) as session:
+            if message_id is None:
+                message = inbound.next_unprocessed(session)
+            else:
+                message = session.scalar(
+                    select(InboundMessage)
+                    .where(InboundMessage.id == message_id, InboundMessage.status == "received")
+                    .with_for_update(skip_locked=True)
+                )
+            if message is None:
+                return None if message_id is None else "skipped"
+            taken = message.id
+            inbound.process(Ctx(session=session, rt=rt, now=now), message)
+        return "done"
+    except Exception as exc:
+        if taken is None:
+            raise
+        # The transaction rolled back; mark the message failed in a new one
+        # so that it is visible and never retried in a loop.
+        log.exception("inbound message %s failed", taken)
+        with unit_of_work(rt.sessions) as session:
+            row = session.get(InboundMessage, taken)
+            if row is not None:
+                row.status = "failed"
+                row.error = repr(exc)[:2000]
+                row.processed_at = now
+        return "failed"
 
 
 def fire_due_steps(rt: Runtime, *, now: datetime, limit: int = 100) -> int:
@@ -147,20 +246,37 @@ def run_once(
         rate=rate_limit_from(rt),
         max_seconds=rt.settings.outbox_pass_seconds,
         should_yield=should_yield,
+        batch=rt.settings.outbox_send_batch,
+        concurrency=rt.settings.outbox_concurrency,
     )
     result.webhooks = webhooks_out.deliver_due(rt, now=moment())
     return result
 
 
 class WorkerThread:
-    """Runs `run_once` in a loop on a daemon thread until `stop()`."""
+    """Runs `run_once` in a loop on a daemon thread until `stop()`.
 
-    def __init__(self, rt: Runtime, gateway: Gateway) -> None:
+    `wake` and `stop` may be given (multiprocessing events, for a worker in a
+    child process: app/worker_process.py); `run_forever` is the loop itself.
+    """
+
+    def __init__(
+        self,
+        rt: Runtime,
+        gateway: Gateway,
+        *,
+        wake: Any | None = None,
+        stop: Any | None = None,
+        alive: Callable[[], bool] | None = None,
+    ) -> None:
         self._rt = rt
         self._gateway = gateway
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="gridline-worker", daemon=True)
+        self._wake = wake if wake is not None else threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
+        self._alive = alive  # False: stop (the process that started us is gone)
+        self._thread = threading.Thread(
+            target=self.run_forever, name="gridline-worker", daemon=True
+        )
         self.passes = 0
         self._database_down = False
 
@@ -175,8 +291,10 @@ class WorkerThread:
         self._wake.set()
         self._thread.join(timeout)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def run_forever(self) -> None:
+        # Webhooks and people go first to SQLite's write lock (app/sqlite_lock.py).
+        set_polite_writer()
+        while not self._stop.is_set() and (self._alive is None or self._alive()):
             self._wake.clear()
             try:
                 result = run_once(self._rt, self._gateway, should_yield=self._wake.is_set)
@@ -194,4 +312,15 @@ class WorkerThread:
                 self._database_down = False
             self.passes += 1
             if not result.busy:
-                self._wake.wait(self._rt.settings.worker_poll_seconds)
+                self._idle(self._rt.settings.worker_poll_seconds)
+
+    def _idle(self, seconds: float) -> None:
+        """Wait to be woken, at most `seconds`; looking at `alive` every second."""
+        if self._alive is None:
+            self._wake.wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while self._alive() and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._wake.wait(min(left, 1.0)):
+                return

@@ -178,8 +178,9 @@ def main() -> None:
         "",
         f"`{command('bench.bench_e2e')}` — {today()}, {machine()}.",
         f"Load average (1/5/15 min) at the start: {load_start}; at the end: {loadavg()}.",
-        f"Medians of {args.runs} runs. `gridline serve` (twilio provider, worker in-process) "
-        f"against the fake Twilio REST server; {args.rate:.0f} signed webhooks a second for "
+        f"Medians of {args.runs} runs. `gridline serve` (twilio provider, its worker a "
+        f"child process) against the fake Twilio REST server; {args.rate:.0f} signed "
+        f"webhooks a second for "
         f"{args.seconds:.0f} s (open loop), {args.workers} extra `gridline worker` "
         f"processes, each from a distinct registered household of the demo "
         f"city; latency from the webhook's scheduled send to the arrival of its case's first "

@@ -4,7 +4,7 @@
         [--backends sqlite postgresql] [--pg-url URL] [--rate 200] [--rate-seconds 10] [--write]
 
 Each measurement starts `gridline serve` (uvicorn as in production, the
-worker in-process, signatures checked, console SMS provider) on a fresh
+its worker a child process, signatures checked, console SMS provider) on a fresh
 database holding the demo city and one registered household per message,
 then sends `--messages` signed webhooks, each with a new MessageSid, from
 this process (an asyncio load generator on keep-alive connections, requests
@@ -175,8 +175,9 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
         f"Load average (1/5/15 min) at the start: {args.load_start}; at the end: {loadavg()}.",
         f"Medians of {args.runs} runs. Each figure: a fresh database with the demo city and "
         f"one registered household per message, `gridline serve` (uvicorn as in production, "
-        f"worker in-process, signatures checked, console provider), {args.messages:,} signed "
-        f"webhooks with new MessageSids from a separate load-generator process on "
+        f"its worker a child process, signatures checked, console provider), "
+        f"{args.messages:,} signed webhooks with new MessageSids from a separate "
+        f"load-generator process on "
         f"keep-alive connections; the bare app is `bench/bare_app.py` under the same uvicorn "
         f"settings, measured in the same run.",
         "",

@@ -234,7 +234,7 @@ def gridline_server(
     port: int | None = None,
     **extra: str,
 ) -> Server:
-    """`gridline serve` (uvicorn as in production, worker in-process)."""
+    """`gridline serve` (uvicorn as in production, its worker a child process)."""
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     env = gridline_env(

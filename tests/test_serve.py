@@ -1,4 +1,4 @@
-"""`gridline serve` as a real process: webhook in, worker thread out.
+"""`gridline serve` as a real process: webhook in, worker (a child process) out.
 
 On SQLite with the console provider (the embedded default), and on
 PostgreSQL with the twilio provider against the fake Twilio REST server.
@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -43,6 +44,12 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, what: st
 
 @contextmanager
 def serve(env: dict[str, str]) -> Iterator[str]:
+    with serve_process(env) as (base, _proc):
+        yield base
+
+
+@contextmanager
+def serve_process(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, **env, "GRIDLINE_PUBLIC_URL": base}
@@ -64,7 +71,7 @@ def serve(env: dict[str, str]) -> Iterator[str]:
                 return False
 
         wait_for(up, what="the server to be ready")
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:
@@ -109,7 +116,8 @@ def _sent_rows(url: str) -> list[OutboundMessage]:
         engine.dispose()
 
 
-def test_embedded_default_serves_and_works_the_queue(tmp_path):
+def _embedded(tmp_path: Path, **extra: str) -> tuple[str, dict[str, str]]:
+    """A seeded SQLite database and the environment of the embedded default."""
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     _seed(url)
     env = {
@@ -117,7 +125,13 @@ def test_embedded_default_serves_and_works_the_queue(tmp_path):
         "GRIDLINE_SMS_PROVIDER": "console",
         "GRIDLINE_VALIDATE_SIGNATURES": "true",
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        **extra,
     }
+    return url, env
+
+
+def test_embedded_default_serves_and_works_the_queue(tmp_path):
+    url, env = _embedded(tmp_path)
     with serve(env) as base:
         response = _post(base, webhook_params(sender=RESIDENT, body="楼道灯坏了"))
         assert response.status_code == 200
@@ -162,3 +176,47 @@ def test_postgres_with_twilio_provider(pg_url, fake_twilio):
         from tests.conftest import _truncate_all
 
         _truncate_all(pg_url)
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of `pid` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_worker_process_is_woken_by_the_webhook_and_dies_with_the_server(tmp_path):
+    # Idle, the worker would look again only after a minute: the webhook wakes it.
+    url, env = _embedded(tmp_path, GRIDLINE_WORKER_POLL_SECONDS="60")
+    with serve_process(env) as (base, proc):
+        worker = wait_for(lambda: _children(proc.pid), what="the worker process")[0]  # type: ignore[index]
+        for count, body in enumerate(("楼道灯坏了", "三楼也不亮"), start=1):
+            # The second arrives when the worker has gone idle (for a minute).
+            assert _post(base, webhook_params(sender=RESIDENT, body=body)).status_code == 200
+            wait_for(
+                lambda count=count: (
+                    len([r for r in _sent_rows(url) if r.to_phone == RESIDENT]) >= count
+                ),
+                timeout=20,
+                what=f"acknowledgement {count}, sent by the woken worker",
+            )
+        proc.kill()  # SIGKILL: no shutdown code runs in the server
+        proc.wait(10)
+        wait_for(lambda: not _alive(worker), timeout=20, what="the orphaned worker to exit")

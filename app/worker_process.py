@@ -1,0 +1,110 @@
+"""`gridline serve`'s background worker in a child process.
+
+A worker thread inside the web server shares its interpreter lock: while it
+routes a backlog (tens of milliseconds of Python per message) the webhook's
+event loop waits for the lock at every turn, and acknowledging texts slows to
+a crawl exactly when many arrive. In its own process the worker has its own
+interpreter. On PostgreSQL it also runs at a lower CPU priority
+(`GRIDLINE_WORKER_NICE`), so on a busy machine the kernel serves the webhook
+first: a text is acknowledged at once and routed as soon as a core is free
+(on an idle machine the priority changes nothing). Not on SQLite, where the
+worker's transactions hold the single write lock: descheduled while holding
+it, a low-priority worker would stall every webhook behind it.
+
+The server wakes the child when a message is stored (a shared event), stops
+it on shutdown, and if the server dies (even by SIGKILL) the child stops too:
+the kernel signals it (`PR_SET_PDEATHSIG`), and its loop checks its parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+from typing import Any
+
+from app.settings import Settings
+
+log = logging.getLogger("gridline.worker")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the parent exits; elsewhere the loop's check does it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
+    from app.gateways import build_gateway
+    from app.logging_setup import configure_logging
+    from app.runtime import Runtime
+    from app.worker import WorkerThread
+
+    _die_with_parent()
+    # A plain flag: taking the events' locks inside a signal handler could deadlock.
+    # The loop sees it after the current pass, or a poll interval later.
+    terminated: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: terminated.append(True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
+    if settings.worker_nice and not settings.database_url.startswith("sqlite"):
+        # Not on SQLite: there the worker's transactions hold the one write lock,
+        # and a worker descheduled while holding it would stall every webhook.
+        with contextlib.suppress(OSError):
+            os.nice(settings.worker_nice)
+    configure_logging(settings.log_level)
+    rt = Runtime.build(settings)
+    gateway = build_gateway(settings)
+    try:
+        WorkerThread(
+            rt,
+            gateway,
+            wake=wake,
+            stop=stop,
+            alive=lambda: not terminated and os.getppid() == parent,
+        ).run_forever()
+    finally:
+        gateway.close()
+        rt.close()
+
+
+class WorkerProcess:
+    """The worker as a child process, with `WorkerThread`'s start/wake/stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
+        self._wake = context.Event()
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=_child,
+            args=(settings, self._wake, self._stop, os.getpid()),
+            name="gridline-worker",
+            daemon=True,
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def start(self) -> None:
+        self._process.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def is_alive(self) -> bool:
+        return self._process.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            log.warning("worker process did not stop in %.0f s; terminating it", timeout)
+            self._process.terminate()
+            self._process.join(timeout)

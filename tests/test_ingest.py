@@ -1,0 +1,110 @@
+"""Group commit for the webhook (app/ingest.py): many messages, one transaction,
+each request answered only after the commit that stored its message."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.db import unit_of_work
+from app.inbound import store_many
+from app.ingest import Incoming, IngestWriter
+from app.models import InboundMessage
+from tests.helpers import new_sid
+
+
+def _incoming(clock, sid: str | None = None, sender: str = "+8613700000001") -> Incoming:  # type: ignore[no-untyped-def]
+    return Incoming(
+        message_sid=sid or new_sid(),
+        from_phone=sender,
+        to_phone="+8657000000000",
+        body="楼道灯坏了",
+        params={},
+        received_at=clock.now,
+    )
+
+
+def _stored(rt, sids: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    with rt.sessions() as session:
+        rows = session.execute(
+            select(InboundMessage.message_sid, func.count())
+            .where(InboundMessage.message_sid.in_(sids))
+            .group_by(InboundMessage.message_sid)
+        ).all()
+    return {sid: count for sid, count in rows}
+
+
+def test_messages_waiting_together_are_stored_in_one_transaction(rt, clock):
+    writer = IngestWriter(rt)
+    messages = [_incoming(clock, sender=f"+86137000{n:05d}") for n in range(40)]
+    futures = [writer.submit(m) for m in messages]  # queued before the writer runs
+    writer.start()
+    try:
+        assert [f.result(timeout=30) for f in futures] == [True] * 40
+    finally:
+        writer.stop()
+    assert writer.batches == 1
+    assert _stored(rt, [m.message_sid for m in messages]) == {m.message_sid: 1 for m in messages}
+
+
+def test_a_sid_delivered_twice_is_stored_once_within_and_across_batches(rt, clock):
+    sid = new_sid()
+    writer = IngestWriter(rt)
+    first, again = writer.submit(_incoming(clock, sid)), writer.submit(_incoming(clock, sid))
+    writer.start()
+    try:
+        assert (first.result(timeout=30), again.result(timeout=30)) == (True, False)
+        assert writer.submit(_incoming(clock, sid)).result(timeout=30) is False
+    finally:
+        writer.stop()
+    assert _stored(rt, [sid]) == {sid: 1}
+
+
+def test_a_bad_message_fails_alone_and_its_batch_is_stored(rt, clock):
+    writer = IngestWriter(rt)
+    good = [_incoming(clock), _incoming(clock)]
+    bad = _incoming(clock)
+    bad.from_phone = None  # type: ignore[assignment]  # NOT NULL
+    futures: list[Future[bool]] = [writer.submit(m) for m in (good[0], bad, good[1])]
+    writer.start()
+    try:
+        assert futures[0].result(timeout=30) is True
+        assert futures[2].result(timeout=30) is True
+        with pytest.raises(IntegrityError):
+            futures[1].result(timeout=30)
+    finally:
+        writer.stop()
+    sids = [m.message_sid for m in (*good, bad)]
+    assert _stored(rt, sids) == {good[0].message_sid: 1, good[1].message_sid: 1}
+
+
+def test_a_stopped_writer_refuses_instead_of_dropping(rt, clock):
+    writer = IngestWriter(rt)
+    writer.start()
+    writer.stop()
+    with pytest.raises(RuntimeError):
+        writer.submit(_incoming(clock)).result(timeout=5)
+
+
+def test_store_many_says_which_rows_were_new(rt, clock):
+    rows = [
+        {
+            "message_sid": sid,
+            "from_phone": "+8613700000001",
+            "to_phone": None,
+            "body": "x",
+            "params": {"Latitude": "30.0"},
+            "received_at": clock.now,
+        }
+        for sid in ("SMa", "SMb", "SMa")
+    ]
+    with unit_of_work(rt.sessions) as session:
+        assert store_many(session, rows) == [True, True, False]
+    with unit_of_work(rt.sessions) as session:
+        assert store_many(session, rows[:2]) == [False, False]
+        stored = session.scalar(select(InboundMessage).where(InboundMessage.message_sid == "SMa"))
+        assert stored is not None and stored.params == {"Latitude": "30.0"}
+        assert stored.status == "received"
