@@ -1,12 +1,13 @@
 """End to end: from the webhook POST to the forward handed to the (fake) gateway.
 
-    .venv/bin/python -m bench.bench_e2e [--runs 3] [--rate 50] [--seconds 30]
+    .venv/bin/python -m bench.bench_e2e [--runs 3] [--rate 50 20] [--seconds 30]
         [--backends sqlite postgresql] [--pg-url URL] [--write]
 
 `gridline serve` runs with GRIDLINE_SMS_PROVIDER=twilio against the fake
 Twilio REST server (tests/fake_twilio.py, real HTTP on 127.0.0.1, here in
 the load generator's process), which notes when each create arrives. Signed
-webhooks arrive open loop at `--rate` per second for `--seconds`, each from
+webhooks arrive open loop at each `--rate` per second for `--seconds` (after
+a few warm-up messages have gone all the way through), each from
 a distinct registered household of the demo city (so each one opens a case,
 routes to its grid and is forwarded to the grid's on-duty team), each body
 carrying a marker. A forward is matched to its webhook by that marker; the
@@ -79,14 +80,20 @@ class Run:
     late: int
 
 
-def one_run(args: argparse.Namespace, url: str, work: Path) -> Run:
+WARMUP = 10  # messages through the whole path before the clock starts
+
+
+def one_run(args: argparse.Namespace, url: str, work: Path, rate: float) -> Run:
     with TimedFakeTwilio.serve() as fake:
         assert isinstance(fake, TimedFakeTwilio)
         server = gridline_server(
             url, work, twilio_base=fake.base_url, GRIDLINE_WORKER_POLL_SECONDS="0.2"
         )
-        count = int(args.rate * args.seconds)
-        residents = {resident_phone(n) for n in range(count)}
+        count = int(rate * args.seconds)
+        # Warm-up messages come from the households after the measured ones.
+        first_warm = int(max(args.rate) * args.seconds)
+        warm = range(first_warm, first_warm + WARMUP)
+        residents = {resident_phone(n) for n in [*range(count), *warm]}
         workers = [
             Server(
                 base_url=server.base_url,
@@ -101,13 +108,24 @@ def one_run(args: argparse.Namespace, url: str, work: Path) -> Run:
             procs.enter_context(running(server))
             for worker in workers:  # ready when the server answers: it already does
                 procs.enter_context(running(worker, ready="/healthz"))
+            # Warm up (the worker process starting, first queries, connections):
+            # the figure is the steady state, not the start-up.
+            warmups = [
+                webhook(server.base_url, sender=resident_phone(n), body=f"楼道灯坏了 [e2e-{n}]")
+                for n in warm
+            ]
+            asyncio.run(run_open(server.base_url, [h.payload for h in warmups], rate=WARMUP))
+            wait_for(
+                lambda: set(warm) <= set(fake.first_forwards(residents)),
+                timeout=60,
+                what="the warm-up forwards",
+                pause=0.1,
+            )
             hooks = [
                 webhook(server.base_url, sender=resident_phone(n), body=f"楼道灯坏了 [e2e-{n}]")
                 for n in range(count)
             ]
-            results = asyncio.run(
-                run_open(server.base_url, [h.payload for h in hooks], rate=args.rate)
-            )
+            results = asyncio.run(run_open(server.base_url, [h.payload for h in hooks], rate=rate))
             statuses = Counter(r.status for r in results)
             answered = {r.index: r.start for r in results if r.status == 200}
             with contextlib.suppress(TimeoutError):
@@ -144,7 +162,7 @@ def fmt(seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--rate", type=float, nargs="+", default=[50.0, 20.0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument(
         "--workers", type=int, default=0, help="extra `gridline worker` processes (PostgreSQL)"
@@ -157,45 +175,46 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = parser.parse_args()
     load_start = loadavg()
-    results: dict[str, list[Run]] = {}
+    results: dict[tuple[str, float], list[Run]] = {}
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-e2e-")))
         pg = stack.enter_context(postgres(args.pg_url)) if "postgresql" in args.backends else None
-        dbs = Databases(folder, int(args.rate * args.seconds), pg)
+        dbs = Databases(folder, int(max(args.rate) * args.seconds) + WARMUP, pg)
         for n in range(args.runs):
-            for backend in args.backends:
+            for rate, backend in [(r, b) for r in args.rate for b in args.backends]:
                 with dbs.fresh(backend) as (url, work):
-                    run = one_run(args, url, work)
+                    run = one_run(args, url, work, rate)
                 print(
-                    f"run {n + 1} {backend}: {run.answered}/{run.sent} answered, "
+                    f"run {n + 1} {backend} {rate:.0f}/s: {run.answered}/{run.sent} answered, "
                     f"{run.forwarded} forwarded, p50 {fmt(run.p50)} p99 {fmt(run.p99)} "
                     f"max {fmt(run.max)} late {run.late} (load {loadavg()})",
                     flush=True,
                 )
-                results.setdefault(backend, []).append(run)
+                results.setdefault((backend, rate), []).append(run)
     lines = [
         "## End to end: webhook to forward at the gateway (issue #6)",
         "",
         f"`{command('bench.bench_e2e')}` — {today()}, {machine()}.",
         f"Load average (1/5/15 min) at the start: {load_start}; at the end: {loadavg()}.",
         f"Medians of {args.runs} runs. `gridline serve` (twilio provider, its worker a "
-        f"child process) against the fake Twilio REST server; {args.rate:.0f} signed "
-        f"webhooks a second for "
-        f"{args.seconds:.0f} s (open loop), {args.workers} extra `gridline worker` "
+        f"child process) against the fake Twilio REST server; signed webhooks at each rate "
+        f"for {args.seconds:.0f} s (open loop, after {WARMUP} warm-up messages have gone "
+        f"through), {args.workers} extra `gridline worker` "
         f"processes, each from a distinct registered household of the demo "
         f"city; latency from the webhook's scheduled send to the arrival of its case's first "
         f"forward at the gateway. Late: no forward {args.drain:.0f} s after the load ended.",
         "",
-        "| backend | p50 | p99 | max | forwarded / answered | late | target |",
-        "|---|---|---|---|---|---|---|",
+        "| backend | rate | p50 | p99 | max | forwarded / answered | late | target |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for backend, runs in results.items():
+    for (backend, rate), runs in results.items():
 
         def med(attr: str, runs: list[Run] = runs) -> float:
             return median([getattr(r, attr) for r in runs])
 
         lines.append(
-            f"| {backend} | {fmt(med('p50'))} | {fmt(med('p99'))} | {fmt(med('max'))} | "
+            f"| {backend} | {rate:.0f}/s | {fmt(med('p50'))} | {fmt(med('p99'))} | "
+            f"{fmt(med('max'))} | "
             f"{med('forwarded'):,.0f} / {med('answered'):,.0f} | {med('late'):,.0f} | p99 < 1 s |"
         )
     text = "\n".join(lines)

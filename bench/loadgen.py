@@ -110,14 +110,27 @@ class _Conn:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.stale_retries = 0
 
     async def request(self, payload: bytes, timeout: float) -> int:
-        """Send one request, read its answer; the HTTP status (0 on a failure)."""
-        try:
-            return await asyncio.wait_for(self._request(payload), timeout)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            self.close()
-            return 0
+        """Send one request, read its answer; the HTTP status (0 on a failure).
+
+        A kept-alive connection the server closed while idle (its keep-alive
+        timeout) fails at once; like any HTTP client (and Twilio), send again
+        once on a new connection. A timeout is never retried: it counts."""
+        reused = self.writer is not None
+        for attempt in (1, 2):
+            try:
+                return await asyncio.wait_for(self._request(payload), timeout)
+            except TimeoutError:
+                self.close()
+                return 0
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                self.close()
+                if not (reused and attempt == 1):
+                    return 0
+                self.stale_retries += 1
+        return 0
 
     async def _request(self, payload: bytes) -> int:
         if self.writer is None:
