@@ -616,6 +616,7 @@ def deliver_due(
     should_yield: Callable[[], bool] | None = None,
     batch: int = 20,
     concurrency: int = 1,
+    yield_after: float = 0.0,
 ) -> dict[str, int]:
     """Send what is due, most urgent first, each row at most once; returns counts by outcome.
 
@@ -632,9 +633,10 @@ def deliver_due(
     The pass also ends after `max_seconds`, or as soon as `should_yield()` says
     so (the webhook woke the worker), looked at between batches: new inbound
     messages are processed, and their urgent forwards leased, before the rest
-    of a backlog. A pass sends one batch at least, even one that starts out
-    asked to yield: under steady inbound the webhook wakes the worker all the
-    time, and sending one row a pass would let the outbox fall behind.
+    of a backlog. A pass sends one batch at least, and yields only after
+    `yield_after` seconds of sending: under steady inbound the webhook wakes
+    the worker all the time, and a pass that sent one batch only would let the
+    forwards its inbound stage just wrote fall behind.
     """
     if batch < 1 or concurrency < 1:
         raise ValueError("deliver_due needs batch >= 1 and concurrency >= 1")
@@ -660,7 +662,12 @@ def deliver_due(
     try:
         while len(seen) < limit and (not seen or time.monotonic() - started < budget):
             size = min(batch, limit - len(seen))
-            if seen and should_yield is not None and should_yield():
+            if (
+                seen
+                and should_yield is not None
+                and time.monotonic() - started >= yield_after
+                and should_yield()
+            ):
                 break
             with unit_of_work(sessions) as session:
                 leased = _lease_batch(

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     # app/worker_process.py), on PostgreSQL at this extra niceness; false: a thread.
     worker_process: bool = True
     worker_nice: int = Field(default=10, ge=0, le=19)
-    outbox_batch_size: int = 50
+    outbox_batch_size: int = 200  # SMS a worker pass sends at most (its time is bounded too)
     outbox_max_attempts: int = 8
     outbox_backoff_base_seconds: float = 5.0
     outbox_backoff_cap_seconds: float = 3600.0

@@ -248,6 +248,8 @@ def run_once(
         should_yield=should_yield,
         batch=rt.settings.outbox_send_batch,
         concurrency=rt.settings.outbox_concurrency,
+        # Send for a while before yielding to new inbound: a quarter of the pass.
+        yield_after=rt.settings.outbox_pass_seconds / 4,
     )
     result.webhooks = webhooks_out.deliver_due(rt, now=moment())
     return result

@@ -195,6 +195,14 @@ def test_a_pass_yields_to_new_inbound_after_one_batch(rt, clock: Clock) -> None:
     assert deliver(rt, gateway, clock.now, batch=3, should_yield=lambda: False) == {"sent": 7}
 
 
+def test_a_pass_sends_on_for_yield_after_seconds_before_it_yields(rt, clock: Clock) -> None:
+    bulk_backlog(rt, clock.now, 10)
+    gateway = RecordingGateway()
+    assert deliver(
+        rt, gateway, clock.now, batch=3, should_yield=lambda: True, yield_after=3600
+    ) == {"sent": 10}
+
+
 # --- the per-sender rate -----------------------------------------------------------
 
 
