@@ -229,7 +229,7 @@ def demo(
 
         from app.web import create_app
 
-        app = create_app(settings)
+        app = create_app(settings, worker_process=settings.worker_process)  # as `serve`
         uvicorn.run(app, host=host, port=port, log_config=None)
 
 
