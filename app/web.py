@@ -214,10 +214,11 @@ def create_app(
             )
             request.app.state.webhook_latency.observe(time.perf_counter() - started)
             return Response(content=EMPTY_TWIML, media_type="text/xml")
-        # DEBUG: uvicorn's access log already has a line per webhook.
-        log.debug(
-            "inbound %s from %s%s", sid, mask_phone(sender), "" if created else " (duplicate)"
-        )
+        # DEBUG: uvicorn's access log already has a line per webhook; no masking
+        # work on the hot path unless someone reads it.
+        if log.isEnabledFor(logging.DEBUG):
+            duplicate = "" if created else " (duplicate)"
+            log.debug("inbound %s from %s%s", sid, mask_phone(sender), duplicate)
         worker = request.app.state.worker
         if created and worker is not None:
             worker.wake()
