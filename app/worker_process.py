@@ -11,8 +11,8 @@ first: a text is acknowledged at once and routed as soon as a core is free
 worker's transactions hold the single write lock: descheduled while holding
 it, a low-priority worker would stall every webhook behind it.
 
-The server wakes the child when a message is stored (a shared event), stops
-it on shutdown, and if the server dies (even by SIGKILL) the child stops too:
+The server wakes the child when a message is stored (a byte down a pipe,
+`PipeEvent`), stops it on shutdown, and if the server dies (even by SIGKILL) the child stops too:
 the kernel signals it (`PR_SET_PDEATHSIG`), and its loop checks its parent.
 """
 
@@ -23,7 +23,9 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import select
 import signal
+from multiprocessing.connection import Connection
 from typing import Any
 
 from app.settings import Settings
@@ -73,13 +75,53 @@ def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
         rt.close()
 
 
+class PipeEvent:
+    """A wake-up flag shared with a child process over a pipe; `set` never blocks.
+
+    A `multiprocessing.Event` would not do on the webhook's path: its `set`
+    waits, holding the event loop, until a sleeping child has actually woken
+    (`Condition.notify` waits for the sleeper), which on a busy host is a
+    scheduler round trip, and longer for a niced child. Here `set` is one
+    non-blocking write (a full pipe already means "set"); the child `wait`s
+    with `select` and `clear`s by draining the pipe. Picklable for a spawned
+    child (the pipe's ends travel as duplicated descriptors).
+    """
+
+    def __init__(self) -> None:
+        reader, writer = multiprocessing.Pipe(duplex=False)
+        for end in (reader, writer):
+            os.set_blocking(end.fileno(), False)
+        self._reader: Connection = reader
+        self._writer: Connection = writer
+
+    def set(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # full: already set
+            os.write(self._writer.fileno(), b"\0")
+
+    def is_set(self) -> bool:
+        return self.wait(0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        readable, _, _ = select.select([self._reader.fileno()], [], [], timeout)
+        return bool(readable)
+
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._reader.fileno(), 4096):
+                pass
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
 class WorkerProcess:
     """The worker as a child process, with `WorkerThread`'s start/wake/stop."""
 
     def __init__(self, settings: Settings) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
-        self._wake = context.Event()
-        self._stop = context.Event()
+        self._wake = PipeEvent()
+        self._stop = context.Event()  # set once, at shutdown
         self._process = context.Process(
             target=_child,
             args=(settings, self._wake, self._stop, os.getpid()),
@@ -108,3 +150,4 @@ class WorkerProcess:
             log.warning("worker process did not stop in %.0f s; terminating it", timeout)
             self._process.terminate()
             self._process.join(timeout)
+        self._wake.close()

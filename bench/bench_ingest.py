@@ -1,10 +1,11 @@
 """Webhook ingest: signed inbound SMS against `gridline serve`, and against a bare FastAPI app.
 
     .venv/bin/python -m bench.bench_ingest [--runs 3] [--messages 2000] [--concurrency 32 64]
-        [--backends sqlite postgresql] [--pg-url URL] [--rate 200] [--rate-seconds 10] [--write]
+        [--backends sqlite postgresql] [--pg-url URL] [--rate 200] [--rate-seconds 10]
+        [--no-worker] [--write]
 
-Each measurement starts `gridline serve` (uvicorn as in production, the
-its worker a child process, signatures checked, console SMS provider) on a fresh
+Each measurement starts `gridline serve` (uvicorn as in production, its
+worker a child process, signatures checked, console SMS provider) on a fresh
 database holding the demo city and one registered household per message,
 then sends `--messages` signed webhooks, each with a new MessageSid, from
 this process (an asyncio load generator on keep-alive connections, requests
@@ -13,6 +14,11 @@ signed before the clock starts):
 - closed loop at each `--concurrency`: messages per second, p50 and p99 latency;
 - open loop at `--rate` messages per second for `--rate-seconds`: p99 latency
   counted from each request's scheduled start (target < 100 ms).
+
+With `--no-worker`, each load also goes to `gridline serve --no-worker` (rows
+`<backend> no-worker`): the web process alone, as on a web host whose
+`gridline worker` runs elsewhere (PostgreSQL); on one host the worker routes
+the same messages while they arrive and takes a core of its own.
 
 In the same run, the same loads go to `bench/bare_app.py` (a FastAPI app that
 answers the same empty TwiML and does nothing else) under the same uvicorn
@@ -122,6 +128,14 @@ class Databases:
             self.pg.drop(name)
 
 
+def targets_of(args: argparse.Namespace) -> list[str]:
+    """`sqlite`, `postgresql`, and with --no-worker `sqlite no-worker`, ..."""
+    out = list(args.backends)
+    if args.no_worker:
+        out += [f"{backend} no-worker" for backend in args.backends]
+    return out
+
+
 def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]:
     """One run: every target × load; keyed `target/load`."""
     out: dict[str, list[Figure]] = {}
@@ -130,7 +144,7 @@ def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]
     ]
     if args.rate:
         loads.append(("rate", None, args.rate, int(args.rate * args.rate_seconds)))
-    targets = [*args.backends, "bare"]
+    targets = [*targets_of(args), "bare"]
     # Each load on every target back to back: the ratio compares moments close
     # together on a host whose speed drifts.
     for name, concurrency, rate, messages in loads:
@@ -140,8 +154,9 @@ def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]
                 with running(server, ready="/readyz"):
                     fig = load(server, messages=messages, concurrency=concurrency, rate=rate)
             else:
-                with dbs.fresh(target) as (url, work):
-                    server = gridline_server(url, work)
+                backend, _, variant = target.partition(" ")
+                with dbs.fresh(backend) as (url, work):
+                    server = gridline_server(url, work, worker=variant != "no-worker")
                     with running(server):
                         fig = load(server, messages=messages, concurrency=concurrency, rate=rate)
             print(
@@ -176,16 +191,22 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
         f"Medians of {args.runs} runs. Each figure: a fresh database with the demo city and "
         f"one registered household per message, `gridline serve` (uvicorn as in production, "
         f"its worker a child process, signatures checked, console provider), "
-        f"{args.messages:,} signed webhooks with new MessageSids from a separate "
-        f"load-generator process on "
-        f"keep-alive connections; the bare app is `bench/bare_app.py` under the same uvicorn "
-        f"settings, measured in the same run.",
+        f"{args.messages:,} signed webhooks with new MessageSids from the bench's own "
+        f"process (an asyncio load generator) on keep-alive connections"
+        + (
+            "; rows `no-worker`: `gridline serve --no-worker`, the web process alone as on "
+            "a web host whose worker runs elsewhere"
+            if args.no_worker
+            else ""
+        )
+        + "; the bare app is `bench/bare_app.py` under the same uvicorn "
+        "settings, measured in the same run.",
         "",
         "Headline (robust to a noisy host): Gridline's messages/s as a fraction of the bare "
         "app's, same run, same load — "
         + "; ".join(
             f"{backend} {short(name)} {ratio(backend, name):.2f}"
-            for backend in args.backends
+            for backend in targets_of(args)
             for name in loads
         )
         + ".",
@@ -193,7 +214,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
         "| target | load | messages/s | p50 | p99 | non-200 | ratio to bare (msg/s) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for backend in [*args.backends, "bare"]:
+    for backend in [*targets_of(args), "bare"]:
         for name in loads:
             key = f"{backend}/{name}"
             if not any(run.get(key) for run in runs):
@@ -230,6 +251,7 @@ def main() -> None:
     parser.add_argument("--pg-url", help="an admin URL of a PostgreSQL server to use")
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop rate; 0: skip")
     parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--no-worker", action="store_true", help="also measure `serve --no-worker`")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = parser.parse_args()
     args.load_start = loadavg()

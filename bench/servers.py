@@ -232,15 +232,19 @@ def gridline_server(
     *,
     twilio_base: str | None = None,
     port: int | None = None,
+    worker: bool = True,
     **extra: str,
 ) -> Server:
-    """`gridline serve` (uvicorn as in production, its worker a child process)."""
+    """`gridline serve` (uvicorn as in production, its worker a child process;
+    `worker=False`: `serve --no-worker`, as on a web host with separate worker hosts)."""
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     env = gridline_env(
         database_url, base_url=base, workdir=workdir, twilio_base=twilio_base, **extra
     )
     argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if not worker:
+        argv.append("--no-worker")
     workdir.mkdir(parents=True, exist_ok=True)
     return Server(base_url=base, port=port, log=workdir / "serve.log", argv=argv, env=env)
 
