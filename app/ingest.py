@@ -13,6 +13,21 @@ answer" holds per message. A batch that fails on a bad row is retried one
 message per transaction, so one bad message fails only itself; a database
 that is unreachable fails the whole batch, and each waiting request then
 takes the spool path (app/web.py).
+
+On SQLite the writer never waits for the write lock. The worker's
+transactions hold it for tens of milliseconds at a time (one message's
+routing, at least), and a batch queued behind one would hold every webhook
+in it as long. So a batch begins with `no_wait()`; if the lock is taken, the
+batch is appended to a spill file (app/spool.py's format, one write and one
+fsync: as durable as a commit) and answered. A second thread, the replayer,
+then waits for the lock like any eager writer (so the worker commits and
+lets it in at its next message) and stores what was spilled. Order is kept:
+while anything spilled waits, later batches are spilled too. The spill is
+this process's alone (the `spill/` folder of the spool): no other process
+locks its file, so a worker descheduled at a bad moment cannot stall it. A
+spill left by a crash is replayed at the next start-up (app/web.py). A
+spilled message is answered as new: whether it repeats a stored MessageSid
+is decided at replay, which stores it once either way.
 """
 
 from __future__ import annotations
@@ -28,10 +43,13 @@ from typing import Any
 from app.db import database_unavailable
 from app.inbound import store_many
 from app.runtime import Runtime
+from app.spool import Spool
+from app.sqlite_lock import WriteLockBusy, no_wait
 
 log = logging.getLogger("gridline.ingest")
 
 MAX_BATCH = 256  # messages in one transaction at most
+SPILL_DIR = "spill"  # the spill's folder, inside the spool's
 
 
 @dataclass
@@ -46,26 +64,52 @@ class Incoming:
     received_at: datetime
     done: Future[bool] = field(default_factory=Future)
 
+    def row(self) -> dict[str, Any]:
+        """The message as `store_many` and `Spool.append_many` take it."""
+        return {
+            "message_sid": self.message_sid,
+            "from_phone": self.from_phone,
+            "to_phone": self.to_phone,
+            "body": self.body,
+            "params": self.params,
+            "received_at": self.received_at,
+        }
+
 
 class IngestWriter:
     """Stores webhook messages in batches on one thread; `submit` from any thread."""
 
-    def __init__(self, rt: Runtime, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, rt: Runtime, *, max_batch: int = MAX_BATCH, spill: Spool | None = None
+    ) -> None:
         self._rt = rt
         self._max_batch = max_batch
+        # SQLite: where a batch goes instead of waiting for the write lock.
+        sqlite = rt.engine.dialect.name == "sqlite"
+        self._spill = spill if sqlite and rt.settings.ingest_spill else None
+        self.spilled = 0  # messages spilled (tests, logs)
         self._queue: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="gridline-ingest", daemon=True)
+        self._replayer = threading.Thread(
+            target=self._replay_loop, name="gridline-ingest-replay", daemon=True
+        )
+        self._spilt_event = threading.Event()  # set: the replayer has work
         self.batches = 0  # transactions committed (tests, logs)
         self._stopped = False
 
     def start(self) -> None:
         self._thread.start()
+        if self._spill is not None:
+            self._replayer.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Store what was submitted, then end the thread."""
         self._stopped = True
         self._queue.put(None)
         self._thread.join(timeout)
+        if self._replayer.is_alive():
+            self._spilt_event.set()  # one last replay, then it sees _stopped
+            self._replayer.join(timeout)
 
     def submit(self, message: Incoming) -> Future[bool]:
         """Queue `message`; the future resolves to True (stored), False (its SID
@@ -96,34 +140,72 @@ class IngestWriter:
             self._store(batch)
 
     def _store(self, batch: list[Incoming]) -> None:
+        if self._spill is None:
+            self._commit(batch)
+            return
+        # SQLite: store the batch if the write lock is free and nothing spilled
+        # earlier still waits in the spool; else spill it there.
+        left = batch
+        if not self._spill.pending():  # else earlier messages wait there: after them
+            with no_wait():
+                left = self._commit(batch)
+        if left:
+            self._spill_batch(left, self._spill)
+            self._spilt_event.set()
+
+    def _replay_loop(self) -> None:
+        """The replayer: store what was spilled, waiting for the lock as an
+        eager writer does (the worker's batch commits early for it)."""
+        assert self._spill is not None
+        while True:
+            # A failed replay is tried again each second while anything waits.
+            self._spilt_event.wait(1.0 if self._spill.pending() else None)
+            self._spilt_event.clear()
+            try:
+                while self._spill.pending():
+                    self._spill.replay(self._rt.sessions)
+            except Exception as exc:  # database trouble: the next spill or start-up retries
+                log.warning("spill replay failed (%s)", exc.__class__.__name__)
+            if self._stopped:
+                return
+
+    def _spill_batch(self, batch: list[Incoming], spool: Spool) -> None:
+        try:
+            spool.append_many([m.row() for m in batch])
+        except Exception as exc:  # SpoolUnavailable: the webhook answers 503
+            for message in batch:
+                message.done.set_exception(exc)
+            return
+        self.spilled += len(batch)
+        log.debug("write lock taken: %d inbound messages spilled to the spool", len(batch))
+        for message in batch:
+            message.done.set_result(True)
+
+    def _commit(self, batch: list[Incoming]) -> list[Incoming]:
+        """Store the batch and resolve its futures; returns the messages left
+        unstored because the write lock was taken (inside `no_wait()` only)."""
         try:
             results = self._transaction(batch)
+        except WriteLockBusy:
+            return batch  # nothing written
         except Exception as exc:
             if database_unavailable(exc) or len(batch) == 1:
                 for message in batch:
                     message.done.set_exception(exc)
-                return
+                return []
             log.warning(
                 "a batch of %d inbound messages failed; storing them one by one", len(batch)
             )
-            for message in batch:
-                self._store([message])
-            return
+            for n, message in enumerate(batch):
+                if self._commit([message]):
+                    return batch[n:]
+            return []
         for message, created in zip(batch, results, strict=True):
             message.done.set_result(created)
+        return []
 
     def _transaction(self, batch: list[Incoming]) -> list[bool]:
-        rows = [
-            {
-                "message_sid": m.message_sid,
-                "from_phone": m.from_phone,
-                "to_phone": m.to_phone,
-                "body": m.body,
-                "params": m.params,
-                "received_at": m.received_at,
-            }
-            for m in batch
-        ]
+        rows = [m.row() for m in batch]
         with self._rt.sessions() as session, session.begin():
             results = store_many(session, rows)
         self.batches += 1

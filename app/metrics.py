@@ -112,9 +112,9 @@ def _database_metrics(session: Session, now: datetime) -> list[GaugeMetricFamily
 
 
 class DatabaseCollector(Collector):
-    def __init__(self, rt: Runtime, spool: Spool | None = None) -> None:
+    def __init__(self, rt: Runtime, *spools: Spool) -> None:
         self._rt = rt
-        self._spool = spool
+        self._spools = spools
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now: datetime = self._rt.clock()
@@ -131,20 +131,18 @@ class DatabaseCollector(Collector):
             up.add_metric([], 0)
         yield up
         yield from families
-        if self._spool is not None:
+        if self._spools:
             spooled = GaugeMetricFamily(
                 "gridline_spool_messages",
                 "Inbound SMS in this host's spool, waiting for the database (app/spool.py)",
             )
-            spooled.add_metric([], self._spool.count_lines())
+            spooled.add_metric([], sum(spool.count_lines() for spool in self._spools))
             yield spooled
 
 
-def build_registry(
-    rt: Runtime, *, spool: Spool | None = None
-) -> tuple[CollectorRegistry, Histogram]:
+def build_registry(rt: Runtime, *spools: Spool) -> tuple[CollectorRegistry, Histogram]:
     registry = CollectorRegistry()
-    registry.register(DatabaseCollector(rt, spool))
+    registry.register(DatabaseCollector(rt, *spools))
     latency = Histogram(
         "gridline_webhook_seconds",
         "Time to store an inbound webhook and answer",

@@ -1,16 +1,21 @@
-"""The inbound spool: signed webhooks accepted while the database is unreachable.
+"""The inbound spool: signed webhooks accepted while the database is unreachable
+(or, on SQLite, while its write lock is taken).
 
 The webhook answers 200 only for a message that is durable. When the database
 cannot be reached it appends the message to `inbound.jsonl` in the spool
-folder (one JSON object per line, fsync'd before the answer) instead. The
-worker (each pass) and the app (at start-up) replay the spool:
+folder (one JSON object per line, fsync'd before the answer) instead. On
+SQLite the webhook's group commit also spills a batch here rather than wait
+for the worker's transaction to end (app/ingest.py). The worker (each pass),
+the group commit (when the lock is free) and the app (at start-up) replay
+the spool:
 
 1. Under the file's lock, the active file is renamed to `inbound-*.replay`.
    Writers take the same lock and check, once they hold it, that the name
    still points at the file they opened; so nothing is appended to a file
    that is being replayed.
-2. Every line of a `.replay` file is inserted with `store_inbound` (insert …
-   on conflict do nothing on MessageSid) in one transaction, committed.
+2. Every line of a `.replay` file is inserted with `store_many` (insert …
+   on conflict do nothing on MessageSid), in file order, in one
+   transaction, committed. Files are replayed oldest first.
 3. Only then is the file deleted. A crash before that leaves the file, which
    the next replay inserts again: the MessageSid makes that a no-op.
 
@@ -37,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import unit_of_work
 from app.errors import DomainError
-from app.inbound import store_inbound
+from app.inbound import store_many
 from sms.phones import mask_phone
 
 log = logging.getLogger("gridline.spool")
@@ -88,18 +93,37 @@ class Spool:
         received_at: datetime,
     ) -> None:
         """Append one message durably (written and fsync'd) or raise SpoolUnavailable."""
-        record = {
-            "message_sid": message_sid,
-            "from_phone": from_phone,
-            "to_phone": to_phone,
-            "body": body,
-            "params": params,
-            "received_at": received_at.isoformat(),
-        }
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        self.append_many(
+            [
+                {
+                    "message_sid": message_sid,
+                    "from_phone": from_phone,
+                    "to_phone": to_phone,
+                    "body": body,
+                    "params": params,
+                    "received_at": received_at,
+                }
+            ]
+        )
+
+    def append_many(self, messages: list[dict[str, Any]]) -> None:
+        """Append messages (`append`'s fields as dicts), in order, with one
+        write and one fsync, or raise SpoolUnavailable (none of them is kept:
+        a line cut short is skipped at replay, and no caller answers 200)."""
+        lines = b"".join(
+            (
+                json.dumps(
+                    {**m, "received_at": m["received_at"].isoformat()},
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+                + "\n"
+            ).encode()
+            for m in messages
+        )
         try:
             with self._lock:
-                self._append(line)
+                self._append(lines)
         except OSError as exc:
             log.error("spool %s: cannot append: %s", self.directory, exc.strerror)
             raise SpoolUnavailable("database and spool unavailable; retry later") from exc
@@ -144,14 +168,19 @@ class Spool:
             return False
 
     def count_lines(self) -> int:
-        """Messages waiting in the spool (for /metrics)."""
-        total = 0
+        """Messages waiting in the spool (for /metrics and tests)."""
         if not self.directory.is_dir():
             return 0
-        for path in [self.active, *self.directory.glob(REPLAY_GLOB)]:
-            with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
-                total += sum(1 for line in handle if line.endswith(b"\n"))
-        return total
+        # A replay may rename the active file while we look: a second look finds
+        # it under its new name, and each file (inode) counts once.
+        counted: dict[int, int] = {}
+        for _ in range(2):
+            for path in [self.active, *sorted(self.directory.glob(REPLAY_GLOB))]:
+                with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
+                    inode = os.fstat(handle.fileno()).st_ino
+                    if inode not in counted:
+                        counted[inode] = sum(1 for line in handle if line.endswith(b"\n"))
+        return sum(counted.values())
 
     def _rotate(self) -> None:
         """Move the active file aside for replay, under the writers' lock."""
@@ -204,10 +233,8 @@ class Spool:
             with os.fdopen(os.dup(fd), "rb") as handle:
                 raw = handle.read()
             records = _parse(raw, path)
-            stored = 0
             with unit_of_work(sessions) as session:
-                for record in records:
-                    stored += store_inbound(session, **record)
+                stored = sum(store_many(session, records))
             # Committed: only now may the file go.
             path.unlink()
             _fsync_dir(self.directory)
@@ -234,7 +261,7 @@ def _parse(raw: bytes, path: Path) -> list[dict[str, Any]]:
                 "to_phone": item.get("to_phone"),
                 "body": str(item["body"]),
                 "params": dict(item.get("params") or {}),
-                "now": datetime.fromisoformat(item["received_at"]),
+                "received_at": datetime.fromisoformat(item["received_at"]),
             }
         except (ValueError, KeyError, TypeError, AttributeError):
             # Torn by a crash mid-write: never acknowledged, the gateway retries it.
@@ -245,7 +272,7 @@ def _parse(raw: bytes, path: Path) -> list[dict[str, Any]]:
                 "unreadable" if complete else "torn last",
             )
             continue
-        if record["now"].tzinfo is None:
+        if record["received_at"].tzinfo is None:
             log.warning("spool %s line %d: naive time, line skipped", path.name, number)
             continue
         log.debug("spool: %s from %s", record["message_sid"], mask_phone(record["from_phone"]))

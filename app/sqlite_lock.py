@@ -15,6 +15,10 @@ gateway waits on them) or *polite* (the background worker, via
 first, in this process and in others (through a second, "intent" file on
 which waiting eager writers hold a shared lock).
 
+A writer that must not wait at all (the webhook's group commit, which spills
+a batch to the spool instead: app/ingest.py) begins inside `no_wait()`: its
+`BEGIN` raises `WriteLockBusy` at once when the lock is held or queued for.
+
 The lock is taken by `BEGIN` and released after `COMMIT`/`ROLLBACK` (or
 when the connection closes) by `LockingConnection`, the sqlite3 connection
 class `app.db.make_engine` asks for. The kernel drops a dead process's
@@ -47,6 +51,22 @@ def polite_writer() -> Iterator[None]:
         yield
     finally:
         _local.polite = before
+
+
+class WriteLockBusy(Exception):
+    """A transaction begun inside `no_wait()` found the write lock taken."""
+
+
+@contextlib.contextmanager
+def no_wait() -> Iterator[None]:
+    """Transactions begun by this thread inside the block take the lock only
+    if it is free now, else raise `WriteLockBusy` (nothing was written)."""
+    before = getattr(_local, "no_wait", False)
+    _local.no_wait = True
+    try:
+        yield
+    finally:
+        _local.no_wait = before
 
 
 def set_polite_writer(polite: bool = True) -> None:
@@ -93,6 +113,23 @@ class WriteLock:
         except BaseException:
             self._release_thread()
             raise
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it or waits for it; never waits."""
+        with self._cond:
+            if self._held or self._eager_waiting:  # eager writers go before polite ones
+                return False
+            self._held = True
+        if self._write_fd >= 0:
+            try:
+                fcntl.flock(self._write_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._release_thread()
+                return False
+            except BaseException:
+                self._release_thread()
+                raise
+        return True
 
     def _acquire_file(self, polite: bool) -> None:
         if self._write_fd < 0:
@@ -172,8 +209,13 @@ class LockingConnection(sqlite3.Connection):
         self._holding = False
 
     def begin_immediate(self) -> None:
-        """Take the lock, then SQLite's: `BEGIN IMMEDIATE`."""
-        self.write_lock.acquire()
+        """Take the lock, then SQLite's: `BEGIN IMMEDIATE`. Inside `no_wait()`,
+        raise `WriteLockBusy` instead of waiting for the lock."""
+        if getattr(_local, "no_wait", False):
+            if not self.write_lock.try_acquire():
+                raise WriteLockBusy("the SQLite write lock is taken")
+        else:
+            self.write_lock.acquire()
         self._holding = True
         try:
             self.execute("BEGIN IMMEDIATE")

@@ -23,7 +23,7 @@ from app.db import database_unavailable
 from app.deps import RuntimeDep
 from app.errors import BadRequest, DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from app.gateways import build_gateway
-from app.ingest import Incoming, IngestWriter
+from app.ingest import SPILL_DIR, Incoming, IngestWriter
 from app.metrics import build_registry
 from app.outbox import record_delivery_status
 from app.runtime import Runtime
@@ -108,15 +108,17 @@ def create_app(
         elif start_worker:
             worker = WorkerThread(rt, gw)
         spool = Spool(rt.settings.spool_path)
-        ingest = IngestWriter(rt)
+        spill = Spool(rt.settings.spool_path / SPILL_DIR)  # the group commit's own
+        ingest = IngestWriter(rt, spill=spill)
         app.state.runtime = rt
         app.state.ingest = ingest
         app.state.worker = worker
         app.state.spool = spool
-        app.state.metrics, app.state.webhook_latency = build_registry(rt, spool=spool)
+        app.state.metrics, app.state.webhook_latency = build_registry(rt, spool, spill)
         # Messages spooled while the database was down, before a restart.
         try:
-            await run_in_threadpool(spool.replay, rt.sessions)
+            for kept in (spill, spool):  # spilled first: they were answered earlier
+                await run_in_threadpool(kept.replay, rt.sessions)
         except Exception as exc:
             if not database_unavailable(exc):
                 raise

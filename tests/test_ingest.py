@@ -3,17 +3,28 @@ each request answered only after the commit that stored its message."""
 
 from __future__ import annotations
 
+import shutil
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.db import unit_of_work
 from app.inbound import store_many
-from app.ingest import Incoming, IngestWriter
+from app.ingest import SPILL_DIR, Incoming, IngestWriter
 from app.models import InboundMessage
-from tests.helpers import new_sid
+from app.runtime import Runtime
+from app.spool import Spool
+from app.sqlite_lock import polite_writer
+from app.web import create_app
+from tests.conftest import make_settings
+from tests.helpers import RecordingGateway, new_sid
 
 
 def _incoming(clock, sid: str | None = None, sender: str = "+8613700000001") -> Incoming:  # type: ignore[no-untyped-def]
@@ -108,3 +119,109 @@ def test_store_many_says_which_rows_were_new(rt, clock):
         stored = session.scalar(select(InboundMessage).where(InboundMessage.message_sid == "SMa"))
         assert stored is not None and stored.params == {"Latitude": "30.0"}
         assert stored.status == "received"
+
+
+@pytest.fixture
+def srt(sqlite_template: Path, tmp_path: Path, clock) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
+    """A runtime on SQLite only: the spill is SQLite's."""
+    path = tmp_path / "gridline.db"
+    shutil.copyfile(sqlite_template, path)
+    settings = make_settings(f"sqlite:///{path}", spool_dir=tmp_path / "spool")
+    runtime = Runtime.build(settings, clock=clock)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@contextmanager
+def _worker_transaction(rt: Runtime) -> Iterator[None]:
+    """Another thread holds the write lock in an open transaction, as the
+    worker (a polite writer) does while it routes a message."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with polite_writer(), rt.sessions() as session, session.begin():
+            session.execute(select(1))  # BEGIN IMMEDIATE: the lock is ours
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(30)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(30)
+
+
+def _ids(rt: Runtime, sids: list[str]) -> list[int]:
+    with rt.sessions() as session:
+        found = dict(
+            session.execute(
+                select(InboundMessage.message_sid, InboundMessage.id).where(
+                    InboundMessage.message_sid.in_(sids)
+                )
+            ).all()
+        )
+    return [found[sid] for sid in sids]
+
+
+def test_on_sqlite_a_free_lock_stores_directly(srt, clock, tmp_path):
+    spill = Spool(tmp_path / "spool" / SPILL_DIR)
+    writer = IngestWriter(srt, spill=spill)
+    writer.start()
+    try:
+        sid = new_sid()
+        assert writer.submit(_incoming(clock, sid)).result(timeout=30) is True
+    finally:
+        writer.stop()
+    assert writer.spilled == 0 and not spill.pending()
+    assert _stored(srt, [sid]) == {sid: 1}
+
+
+def test_on_sqlite_a_batch_finding_the_lock_taken_is_spilled_answered_and_stored_in_order(
+    srt, clock, tmp_path
+):
+    spill = Spool(tmp_path / "spool" / SPILL_DIR)
+    writer = IngestWriter(srt, spill=spill)
+    writer.start()
+    sids = [new_sid() for _ in range(3)]
+    try:
+        with _worker_transaction(srt):
+            # Answered while the worker still holds the lock: durable in the spill.
+            futures = [writer.submit(_incoming(clock, sid)) for sid in sids]
+            assert [f.result(timeout=30) for f in futures] == [True, True, True]
+            again = writer.submit(_incoming(clock, sids[0]))  # a gateway's retry
+            assert again.result(timeout=30) is True  # decided at replay
+            assert writer.spilled == 4
+            assert spill.count_lines() == 4
+        # The worker let go: the replayer stores the spill; a later message
+        # comes after it whether it is spilled too or stored directly.
+        later = new_sid()
+        assert writer.submit(_incoming(clock, later)).result(timeout=30) is True
+    finally:
+        writer.stop()  # the replayer's last replay
+    assert writer.spilled >= 4
+    assert not spill.pending()
+    assert _stored(srt, [*sids, later]) == {sid: 1 for sid in [*sids, later]}
+    ids = _ids(srt, [*sids, later])
+    assert ids == sorted(ids)  # one sender's messages in the order they came
+
+
+def test_a_spill_left_by_a_crash_is_stored_at_start_up(srt, clock, tmp_path):
+    spill = Spool(srt.settings.spool_path / SPILL_DIR)
+    sid = new_sid()
+    spill.append(
+        message_sid=sid,
+        from_phone="+8613700000001",
+        to_phone=None,
+        body="楼道灯坏了",
+        params={},
+        received_at=clock.now,
+    )
+    with TestClient(create_app(runtime=srt, gateway=RecordingGateway(), start_worker=False)):
+        pass
+    assert _stored(srt, [sid]) == {sid: 1}
+    assert not spill.pending()

@@ -9,10 +9,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from app.db import make_engine
-from app.sqlite_lock import WriteLock, lock_for, polite_writer
+from app.sqlite_lock import WriteLock, WriteLockBusy, lock_for, no_wait, polite_writer
 
 
 def _wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
@@ -145,3 +146,49 @@ def test_engine_transactions_take_the_lock_and_let_it_go(tmp_path: Path):
         assert got.wait(10)
     finally:
         engine.dispose()
+
+
+def test_no_wait_begins_only_when_the_lock_is_free_here_and_in_other_processes(tmp_path):
+    path = str(tmp_path / "d.db")
+    engine = make_engine(f"sqlite:///{path}")
+    lock = lock_for(path)
+
+    def insert(x: int) -> None:
+        with no_wait(), engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": x})
+
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        insert(1)  # free: taken at once
+        lock.acquire()  # another thread of this process holds it
+        failed: list[BaseException] = []
+        thread = threading.Thread(target=lambda: _catch(lambda: insert(2), failed))
+        thread.start()
+        thread.join(10)
+        assert [type(e) for e in failed] == [WriteLockBusy]
+        assert lock.waiting() == 0  # it did not queue
+        lock.release()
+        spawn = multiprocessing.get_context("spawn")
+        held, release = spawn.Event(), spawn.Event()
+        child = spawn.Process(target=_hold_in_child, args=(path, held, release))
+        child.start()
+        try:
+            assert held.wait(30)
+            with pytest.raises(WriteLockBusy):
+                insert(3)  # another process holds it
+        finally:
+            release.set()
+            child.join(30)
+        insert(4)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 4]
+    finally:
+        engine.dispose()
+
+
+def _catch(fn: Callable[[], None], into: list[BaseException]) -> None:
+    try:
+        fn()
+    except BaseException as exc:
+        into.append(exc)
