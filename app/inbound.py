@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -55,7 +55,7 @@ def store_inbound(
     return store_many(session, [row])[0]
 
 
-def store_many(session: Session, rows: list[dict[str, Any]]) -> list[bool]:
+def store_many(session: Session | Connection, rows: list[dict[str, Any]]) -> list[bool]:
     """Insert messages (dicts of `store_inbound`'s fields, `received_at` for
     `now`) in one statement; per row, True if it was new.
 
@@ -67,7 +67,8 @@ def store_many(session: Session, rows: list[dict[str, Any]]) -> list[bool]:
         return []
     table = cast(Table, InboundMessage.__table__)
     values = [{**row, "status": "received"} for row in rows]
-    dialect = session.get_bind().dialect.name
+    bind = session.get_bind() if isinstance(session, Session) else session
+    dialect = bind.dialect.name
     stmt: Any
     if dialect == "postgresql":
         stmt = pg_insert(table).on_conflict_do_nothing(index_elements=["message_sid"])

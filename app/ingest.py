@@ -206,7 +206,8 @@ class IngestWriter:
 
     def _transaction(self, batch: list[Incoming]) -> list[bool]:
         rows = [m.row() for m in batch]
-        with self._rt.sessions() as session, session.begin():
-            results = store_many(session, rows)
+        # A Core connection, not an ORM session: nothing here needs one.
+        with self._rt.engine.begin() as connection:
+            results = store_many(connection, rows)
         self.batches += 1
         return results

@@ -17,7 +17,8 @@ EMPTY_TWIML = str(MessagingResponse())  # as app/web.py
 
 
 def create_app() -> FastAPI:
-    app = FastAPI()
+    # FastAPI's OpenTelemetry hook off, as in app/web.py (same app settings).
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
 
     @app.post("/sms/inbound", response_class=Response)
     async def sms_inbound(request: Request) -> Response:

@@ -13,11 +13,14 @@ class InvalidPhone(ValueError):
     """The text is not a phone number we can send to."""
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_phone(raw: str, *, region: str = "CN") -> str:
     """Return `raw` as E.164 (`+8613800138000`), or raise `InvalidPhone`.
 
     Accepts `13800138000`, `+86 138 0013 8000`, `0580-2021234`, full-width
-    digits, and `00` international prefixes.
+    digits, and `00` international prefixes. Memoised (a pure function of its
+    arguments; the same residents and team members text again and again, and
+    parsing costs a tenth of a millisecond); a refusal is not memoised.
     """
     text = unicodedata.normalize("NFKC", raw or "").strip()
     if not text:
