@@ -1,13 +1,14 @@
 """The inbound spool: signed webhooks accepted while the database is unreachable
-(or, on SQLite, while its write lock is taken).
+(and, on SQLite, while its write lock is taken).
 
 The webhook answers 200 only for a message that is durable. When the database
 cannot be reached it appends the message to `inbound.jsonl` in the spool
-folder (one JSON object per line, fsync'd before the answer) instead. On
-SQLite the webhook's group commit also spills a batch here rather than wait
-for the worker's transaction to end (app/ingest.py). The worker (each pass),
-the group commit (when the lock is free) and the app (at start-up) replay
-the spool:
+folder (one JSON object per line, fsync'd before the answer) instead. The
+worker (each pass) and the app (at start-up) replay the spool. On SQLite the
+webhook's group commit also spills batches, in the same format, to a spool
+of its own (`spill/` in this folder) rather than wait for the worker's
+transaction to end; its replayer thread and the app at start-up replay that
+one (app/ingest.py). A replay goes:
 
 1. Under the file's lock, the active file is renamed to `inbound-*.replay`.
    Writers take the same lock and check, once they hold it, that the name
