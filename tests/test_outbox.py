@@ -18,10 +18,8 @@ from sqlalchemy import select
 from app.db import unit_of_work
 from app.models import DeliveryAttempt, DeliveryReport, OutboundMessage
 from app.outbox import (
-    PRIORITY_NORMAL,
     PRIORITY_URGENT,
     Backoff,
-    deliver_due,
     enqueue,
     record_delivery_status,
 )
@@ -30,14 +28,11 @@ from sms.gateway import OutgoingSms, SendResult, TransientSendError
 from sms.twilio_gateway import TwilioGateway
 from tests.conftest import Clock
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Hang, Status
+from tests.outbox_support import HOTLINE, LEASE, PhoneBlock, deliver, rows
 
-HOTLINE = "+8657000000000"
-BACKOFF = Backoff(base_seconds=10, cap_seconds=300, max_attempts=4)
-LEASE = timedelta(minutes=2)
-
-
-def phone(n: int) -> str:
-    return f"+86137000{n:05d}"
+_block = PhoneBlock("000")
+phone = _block.phone
+add = _block.add
 
 
 @pytest.fixture
@@ -64,30 +59,6 @@ def gateway(fake: FakeTwilio) -> Iterator[TwilioGateway]:
     gw.close()
 
 
-def add(rt: Runtime, now: datetime, *numbers: int, priority: int = PRIORITY_NORMAL) -> list[int]:
-    """Enqueue one SMS per number, each with a body naming its number (so the fake's
-    records can be matched to rows); returns the row ids."""
-    with unit_of_work(rt.sessions) as session:
-        rows = [
-            enqueue(
-                session,
-                to=phone(n),
-                template="relay_resident",
-                params={"code": f"{n:04d}", "team": "DH-01", "text": f"message {n}"},
-                locale="zh",
-                now=now,
-                priority=priority,
-            )
-            for n in numbers
-        ]
-        return [row.id for row in rows]
-
-
-def rows(rt: Runtime) -> list[OutboundMessage]:
-    with rt.sessions() as session:
-        return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
-
-
 def row(rt: Runtime, message_id: int) -> OutboundMessage:
     with rt.sessions() as session:
         found = session.get(OutboundMessage, message_id)
@@ -103,12 +74,6 @@ def attempts(rt: Runtime, message_id: int) -> list[DeliveryAttempt]:
             .order_by(DeliveryAttempt.id)
         )
         return list(session.scalars(stmt))
-
-
-def deliver(
-    rt: Runtime, gateway: object, now: datetime, backoff: Backoff = BACKOFF, **kwargs: object
-) -> dict[str, int]:
-    return deliver_due(rt.sessions, gateway, now=now, backoff=backoff, lease=LEASE, **kwargs)  # type: ignore[arg-type]
 
 
 def requests_to(fake: FakeTwilio, number: int) -> int:

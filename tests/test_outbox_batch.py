@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select
@@ -18,57 +18,24 @@ from app.models import DeliveryAttempt, OutboundMessage
 from app.models_reliability import SenderRate
 from app.outbox import (
     PRIORITY_BULK,
-    PRIORITY_NORMAL,
     PRIORITY_URGENT,
-    Backoff,
     RateLimit,
-    deliver_due,
-    enqueue,
 )
 from app.runtime import Runtime
 from sms.twilio_gateway import TwilioGateway
 from tests.conftest import Clock
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Hang
 from tests.helpers import RecordingGateway
+from tests.outbox_support import HOTLINE, PhoneBlock, deliver, rows
 
-HOTLINE = "+8657000000000"
-BACKOFF = Backoff(base_seconds=10, cap_seconds=300, max_attempts=4)
-LEASE = timedelta(minutes=2)
-
-
-def phone(n: int) -> str:
-    return f"+86137200{n:05d}"
-
-
-def add(rt: Runtime, now: datetime, *numbers: int, priority: int = PRIORITY_NORMAL) -> list[int]:
-    with unit_of_work(rt.sessions) as session:
-        rows = [
-            enqueue(
-                session,
-                to=phone(n),
-                template="relay_resident",
-                params={"code": f"{n:04d}", "team": "DH-01", "text": f"message {n}"},
-                locale="zh",
-                now=now,
-                priority=priority,
-            )
-            for n in numbers
-        ]
-        return [row.id for row in rows if row is not None]
-
-
-def rows(rt: Runtime) -> list[OutboundMessage]:
-    with rt.sessions() as session:
-        return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
+_block = PhoneBlock("200")
+phone = _block.phone
+add = _block.add
 
 
 def attempt_count(rt: Runtime) -> Counter[int]:
     with rt.sessions() as session:
         return Counter(session.scalars(select(DeliveryAttempt.outbound_id)))
-
-
-def deliver(rt: Runtime, gateway: object, now: datetime, **kwargs: object) -> dict[str, int]:
-    return deliver_due(rt.sessions, gateway, now=now, backoff=BACKOFF, lease=LEASE, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -1,0 +1,59 @@
+"""Shared by the outbox tests (test_outbox, test_outbox_batch): the hotline, the
+backoff and lease they deliver with, numbered recipients, and the row helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app.db import unit_of_work
+from app.models import OutboundMessage
+from app.outbox import PRIORITY_NORMAL, Backoff, deliver_due, enqueue
+from app.runtime import Runtime
+
+HOTLINE = "+8657000000000"
+BACKOFF = Backoff(base_seconds=10, cap_seconds=300, max_attempts=4)
+LEASE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class PhoneBlock:
+    """Recipients +86137<block>NNNNN: each test module numbers its own block."""
+
+    block: str
+
+    def phone(self, n: int) -> str:
+        return f"+86137{self.block}{n:05d}"
+
+    def add(
+        self, rt: Runtime, now: datetime, *numbers: int, priority: int = PRIORITY_NORMAL
+    ) -> list[int]:
+        """Enqueue one SMS per number, each with a body naming its number (so the fake's
+        records can be matched to rows); returns the row ids."""
+        with unit_of_work(rt.sessions) as session:
+            added = [
+                enqueue(
+                    session,
+                    to=self.phone(n),
+                    template="relay_resident",
+                    params={"code": f"{n:04d}", "team": "DH-01", "text": f"message {n}"},
+                    locale="zh",
+                    now=now,
+                    priority=priority,
+                )
+                for n in numbers
+            ]
+            return [row.id for row in added]
+
+
+def rows(rt: Runtime) -> list[OutboundMessage]:
+    with rt.sessions() as session:
+        return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
+
+
+def deliver(
+    rt: Runtime, gateway: object, now: datetime, backoff: Backoff = BACKOFF, **kwargs: object
+) -> dict[str, int]:
+    return deliver_due(rt.sessions, gateway, now=now, backoff=backoff, lease=LEASE, **kwargs)  # type: ignore[arg-type]
