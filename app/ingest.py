@@ -23,9 +23,9 @@ fsync: as durable as a commit) and answered. A second thread, the replayer,
 then waits for the lock like any eager writer (so the worker commits and
 lets it in at its next message) and stores what was spilled. Order is kept:
 while anything spilled waits, later batches are spilled too. The spill is
-this process's alone (the `spill/` folder of the spool): no other process
-locks its file, so a worker descheduled at a bad moment cannot stall it. A
-spill left by a crash is replayed at the next start-up (app/web.py). A
+the web server's (the `spill/` folder of the spool): the worker never locks
+its file, so a worker descheduled at a bad moment cannot stall it. A spill
+left by a crash is replayed at the next start-up (app/web.py). A
 spilled message is answered as new: whether it repeats a stored MessageSid
 is decided at replay, which stores it once either way.
 """
@@ -162,7 +162,11 @@ class IngestWriter:
             self._spilt_event.wait(1.0 if self._spill.pending() else None)
             self._spilt_event.clear()
             try:
-                while self._spill.pending():
+                # A few rounds (batches spilled meanwhile); a file another
+                # replayer holds is left to it, looked at again in a second.
+                for _ in range(3):
+                    if not self._spill.pending():
+                        break
                     self._spill.replay(self._rt.sessions)
             except Exception as exc:  # database trouble: the next spill or start-up retries
                 log.warning("spill replay failed (%s)", exc.__class__.__name__)

@@ -9,11 +9,13 @@ interpreter. On PostgreSQL it also runs at a lower CPU priority
 first: a text is acknowledged at once and routed as soon as a core is free
 (on an idle machine the priority changes nothing). Not on SQLite, where the
 worker's transactions hold the single write lock: descheduled while holding
-it, a low-priority worker would stall every webhook behind it.
+it, a low-priority worker would stall every writer behind it (the API, the
+console, the replay of the webhook's spill: app/ingest.py).
 
 The server wakes the child when a message is stored (a byte down a pipe,
-`PipeEvent`), stops it on shutdown, and if the server dies (even by SIGKILL) the child stops too:
-the kernel signals it (`PR_SET_PDEATHSIG`), and its loop checks its parent.
+`PipeEvent`), stops it on shutdown, and if the server dies (even by SIGKILL)
+the child stops too: the kernel signals it (`PR_SET_PDEATHSIG`), and its
+loop checks its parent.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
     if settings.worker_nice and not settings.database_url.startswith("sqlite"):
         # Not on SQLite: there the worker's transactions hold the one write lock,
-        # and a worker descheduled while holding it would stall every webhook.
+        # and a worker descheduled while holding it would stall every writer.
         with contextlib.suppress(OSError):
             os.nice(settings.worker_nice)
     configure_logging(settings.log_level)
