@@ -96,6 +96,9 @@ class IngestWriter:
         self._spilt_event = threading.Event()  # set: the replayer has work
         self.batches = 0  # transactions committed (tests, logs)
         self._stopped = False
+        # `submit` and `stop` under one lock: nothing is queued after the stop
+        # marker, so every accepted message is stored before the thread ends.
+        self._submitting = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
@@ -104,8 +107,9 @@ class IngestWriter:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Store what was submitted, then end the thread."""
-        self._stopped = True
-        self._queue.put(None)
+        with self._submitting:
+            self._stopped = True
+            self._queue.put(None)
         self._thread.join(timeout)
         if self._replayer.is_alive():
             self._spilt_event.set()  # one last replay, then it sees _stopped
@@ -115,10 +119,11 @@ class IngestWriter:
         """Queue `message`; the future resolves to True (stored), False (its SID
         was already stored) or the exception that kept it from being stored.
         Messages submitted before `start` are stored once it runs."""
-        if self._stopped:
-            message.done.set_exception(RuntimeError("ingest writer is stopped"))
-        else:
-            self._queue.put(message)
+        with self._submitting:
+            if not self._stopped:
+                self._queue.put(message)
+                return message.done
+        message.done.set_exception(RuntimeError("ingest writer is stopped"))
         return message.done
 
     def _loop(self) -> None:

@@ -17,7 +17,6 @@ from app.outbox import (
     PRIORITY_BULK,
     PRIORITY_NORMAL,
     PRIORITY_URGENT,
-    Backoff,
     RateLimit,
     deliver_due,
     enqueue,
@@ -28,14 +27,9 @@ from app.worker import run_once
 from tests.conftest import Clock, make_settings
 from tests.factories import RESIDENT, WORKER_A, make_city
 from tests.helpers import RecordingGateway, new_sid
+from tests.outbox_support import BACKOFF, HOTLINE, LEASE, PhoneBlock
 
-BACKOFF = Backoff(base_seconds=10, cap_seconds=300, max_attempts=4)
-LEASE = timedelta(minutes=2)
-HOTLINE = "+8657000000000"
-
-
-def phone(n: int) -> str:
-    return f"+86137100{n:05d}"
+phone = PhoneBlock("100").phone
 
 
 def bulk_backlog(rt: Runtime, now: datetime, count: int) -> None:
