@@ -102,8 +102,9 @@ class Settings(BaseSettings):
     # SQLite database, else ./spool. See app/spool.py.
     spool_dir: Path | None = None
     # GRIDLINE_INGEST_SPILL (SQLite): a webhook batch that finds the write lock
-    # taken (the worker's transaction) goes to the spool, fsync'd, instead of
-    # waiting; replayed in order as soon as the lock is free. See app/ingest.py.
+    # taken (the worker's transaction) goes to the spill (`<spool>/spill/`),
+    # fsync'd, instead of waiting; stored in order as soon as the lock is free.
+    # See app/ingest.py.
     ingest_spill: bool = True
     # GRIDLINE_DATABASE_CONNECT_TIMEOUT_SECONDS: how long a PostgreSQL connect may
     # take before the webhook spools instead (the gateway gives up after 15 s).
