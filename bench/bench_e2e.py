@@ -24,16 +24,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_ingest import Databases
+from bench.cpu import Meter, children
 from bench.loadgen import ACCOUNT_SID, AUTH_TOKEN, percentile, run_open, webhook
 from bench.report import command, loadavg, machine, median, ms, today, write_section
 from bench.servers import Server, gridline_server, postgres, resident_phone, running, wait_for
@@ -78,6 +80,7 @@ class Run:
     p99: float
     max: float
     late: int
+    cpu: dict[str, float] = field(default_factory=dict)  # ms per message, by process group
 
 
 WARMUP = 10  # messages through the whole path before the clock starts
@@ -125,6 +128,8 @@ def one_run(args: argparse.Namespace, url: str, work: Path, rate: float) -> Run:
                 webhook(server.base_url, sender=resident_phone(n), body=f"楼道灯坏了 [e2e-{n}]")
                 for n in range(count)
             ]
+            meter = _meter(server, workers)
+            meter.start()
             results = asyncio.run(run_open(server.base_url, [h.payload for h in hooks], rate=rate))
             statuses = Counter(r.status for r in results)
             answered = {r.index: r.start for r in results if r.status == 200}
@@ -138,6 +143,7 @@ def one_run(args: argparse.Namespace, url: str, work: Path, rate: float) -> Run:
                     pause=0.2,
                 )
             first = fake.first_forwards(residents)
+            meter.stop()
     latencies = [first[i] - start for i, start in answered.items() if i in first]
     late = len(answered) - len(latencies)
     # A late message's latency is at least the whole window: it sorts last.
@@ -152,6 +158,28 @@ def one_run(args: argparse.Namespace, url: str, work: Path, rate: float) -> Run:
         p99=percentile(padded, 0.99),
         max=max(padded) if padded else float("nan"),
         late=late,
+        cpu=meter.per(len(answered)),
+    )
+
+
+def _meter(server: Server, workers: list[Server]) -> Meter:
+    """CPU by group: the web process, the worker processes (serve's child and
+    any extra `gridline worker`), this process (load generator and fake Twilio),
+    and the rest of the machine (the database server, the kernel)."""
+
+    def pid(s: Server) -> int:
+        assert s.proc is not None
+        return s.proc.pid
+
+    return Meter(
+        {
+            "web": lambda: [pid(server)],
+            "worker": lambda: [
+                *children(pid(server)),
+                *(p for w in workers for p in (pid(w), *children(pid(w)))),
+            ],
+            "bench": lambda: [os.getpid()],
+        }
     )
 
 
@@ -187,7 +215,8 @@ def main() -> None:
                 print(
                     f"run {n + 1} {backend} {rate:.0f}/s: {run.answered}/{run.sent} answered, "
                     f"{run.forwarded} forwarded, p50 {fmt(run.p50)} p99 {fmt(run.p99)} "
-                    f"max {fmt(run.max)} late {run.late} (load {loadavg()})",
+                    f"max {fmt(run.max)} late {run.late} (load {loadavg()}); CPU ms/message "
+                    + " ".join(f"{k} {v:.1f}" for k, v in run.cpu.items()),
                     flush=True,
                 )
                 results.setdefault((backend, rate), []).append(run)
@@ -217,6 +246,22 @@ def main() -> None:
             f"{fmt(med('max'))} | "
             f"{med('forwarded'):,.0f} / {med('answered'):,.0f} | {med('late'):,.0f} | p99 < 1 s |"
         )
+    groups = ["web", "worker", "bench", "other", "machine"]
+    lines += [
+        "",
+        "CPU time per message, from the first measured webhook until its last forward "
+        "arrived (ms, medians; /proc): `web` the `gridline serve` process, `worker` its "
+        "worker process(es), `bench` the load generator and fake Twilio, `other` the rest "
+        "of the machine's busy time (the database server, the kernel), `machine` the sum. "
+        "Two cores give 2,000 ms of CPU a second: a rate of r messages/s fits only if "
+        "r × machine stays well under that.",
+        "",
+        "| backend | rate | " + " | ".join(groups) + " |",
+        "|---|---|" + "---|" * len(groups),
+    ]
+    for (backend, rate), runs in results.items():
+        cells = [f"{median([r.cpu.get(g, 0.0) for r in runs]):.1f}" for g in groups]
+        lines.append(f"| {backend} | {rate:.0f}/s | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)
     if args.write:
