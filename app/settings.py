@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     # holds the one write lock the webhook waits for.
     inbound_batch: int = Field(default=20, ge=1)
     inbound_tx_seconds: float = Field(default=0.2, gt=0)
+    # GRIDLINE_INBOUND_YIELD_SECONDS (SQLite): a batch that has run this long
+    # commits after the message in hand when someone who goes first (the API,
+    # the console, the webhook's spill replay) waits for the write lock. Not at
+    # once: a batch cut after every message pays its fixed cost (the lease, the
+    # prefetch, the commit) per message, and the worker falls behind under load.
+    inbound_yield_seconds: float = Field(default=0.05, ge=0)
     # GRIDLINE_SPOOL_DIR: where the webhook appends signed messages it could not
     # store while the database was unreachable (JSON lines, fsync'd before the
     # 200); the worker replays them. Default: `<sqlite file>.spool/` next to a

@@ -97,6 +97,11 @@ def process_inbound(
 
 _PER_MESSAGE = "inbound_seconds_per_message"
 
+# A batch prefetches for its first few messages, then, if it has not been cut
+# short (its time, a writer waiting), for the rest: a batch cut after a handful
+# does not pay for looking up twenty.
+PREFETCH_FIRST = 8
+
 
 def _fits(rt: Runtime) -> int:
     """How many messages the last batch's pace fits in `inbound_tx_seconds` (and
@@ -115,13 +120,15 @@ def process_batch(
 
     Returns the ids of the messages taken, in order, and whether their
     transaction committed. It takes no further message once it has run
-    `inbound_tx_seconds`, `enough()` says so, or (SQLite) a webhook waits for
-    the write lock it holds (the rest stay `received`).
-    Lookups are memoised for the transaction and prefetched for the batch
-    (`inbound.prefetch`); outbox rows are written together at its end (the
-    loop guards count them while queued). Autoflush stays on: a message may
-    read what an earlier one of the batch wrote (a case it opened, its
-    participants), as it would after that one's commit. When the batch raises
+    `inbound_tx_seconds`, `enough()` says so, or (SQLite) it has run
+    `inbound_yield_seconds` and an eager writer waits for the write lock it
+    holds (the rest stay `received`).
+    Lookups are memoised for the transaction and prefetched (`inbound.prefetch`:
+    for the first `PREFETCH_FIRST` messages, then for the rest); outbox rows
+    are written together at its end (the loop guards count them while queued).
+    Autoflush stays on: a message may read what an earlier one of the batch
+    wrote (a case it opened, its participants), as it would after that one's
+    commit; a later prefetch sees it too. When the batch raises
     it is rolled back and the ids returned with False: the caller processes
     them one by one, so a failing message costs only itself.
     """
@@ -135,14 +142,22 @@ def process_batch(
             leased = [m.id for m in messages]
             if not messages:
                 return [], True
-            inbound.prefetch(Ctx(session=session, rt=rt, now=now), messages)
-            for message in messages:
-                over = time.monotonic() - began >= rt.settings.inbound_tx_seconds
-                if taken and (over or enough() or writers_waiting(session)):
+            prefetched = 0
+            for n, message in enumerate(messages):
+                ran = time.monotonic() - began
+                if taken and (
+                    ran >= rt.settings.inbound_tx_seconds
+                    or enough()
+                    or (ran >= rt.settings.inbound_yield_seconds and writers_waiting(session))
+                ):
                     break
+                if n == prefetched:  # the first few, then (not cut short) the rest
+                    ahead = messages[n : n + PREFETCH_FIRST] if n == 0 else messages[n:]
+                    inbound.prefetch(Ctx(session=session, rt=rt, now=now), ahead)
+                    prefetched += len(ahead)
                 taken.append(message.id)
                 inbound.process(Ctx(session=session, rt=rt, now=now), message)
-            memo.flush_deferred(session)  # the batch's outbox rows
+            memo.flush_deferred(session)  # the batch's outbox rows and steps
         return taken, True
     except Exception:
         if not leased:

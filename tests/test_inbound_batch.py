@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from app import inbound, memo
+from app import inbound, memo, worker
 from app.cases import Ctx
 from app.db import unit_of_work
 from app.inbound import store_inbound
@@ -143,7 +143,16 @@ def senders(brt: Runtime, prefix: str) -> list[str]:
     return phones
 
 
-def test_a_batch_does_what_its_messages_do_one_by_one(brt: Runtime, clock: Clock) -> None:
+# The batch prefetches for its first messages, then for the rest: with a first
+# share of 1, every later message is looked up after an earlier one has written.
+prefetch_first = pytest.mark.parametrize("prefetch_first", [worker.PREFETCH_FIRST, 1])
+
+
+@prefetch_first
+def test_a_batch_does_what_its_messages_do_one_by_one(
+    brt: Runtime, clock: Clock, monkeypatch: pytest.MonkeyPatch, prefetch_first: int
+) -> None:
+    monkeypatch.setattr(worker, "PREFETCH_FIRST", prefetch_first)
     one_by_one = [
         text_in(brt, phone, body)
         for phone, (_k, body) in zip(senders(brt, "100"), KINDS, strict=True)
@@ -168,7 +177,11 @@ def test_a_batch_does_what_its_messages_do_one_by_one(brt: Runtime, clock: Clock
     assert [t for _w, t, _p in expected[4]["sent"]] == ["help_resident"]
 
 
-def test_a_message_sees_what_an_earlier_one_in_its_batch_wrote(brt: Runtime, clock: Clock) -> None:
+@prefetch_first
+def test_a_message_sees_what_an_earlier_one_in_its_batch_wrote(
+    brt: Runtime, clock: Clock, monkeypatch: pytest.MonkeyPatch, prefetch_first: int
+) -> None:
+    monkeypatch.setattr(worker, "PREFETCH_FIRST", prefetch_first)
     resident = senders(brt, "300")[0]
     opened = text_in(brt, resident, "楼道灯坏了")
     claim = text_in(brt, WORKER_A, "收到")  # the only case worker A is on: the one just opened
@@ -328,35 +341,54 @@ def test_limit_and_max_seconds_still_bound_a_call(brt: Runtime, clock: Clock) ->
     assert process_inbound(brt, now=clock.now) == (2, 0)
 
 
-def test_on_sqlite_a_waiting_webhook_ends_the_batch_early(brt: Runtime, clock: Clock) -> None:
-    """The worker (a polite writer) commits after the message in hand when a
-    webhook waits for SQLite's write lock; on PostgreSQL nobody waits."""
-    phones = senders(brt, "710")
-    ids = [text_in(brt, phone, "楼道灯坏了") for phone in phones]
-    sqlite = brt.engine.dialect.name == "sqlite"
+@pytest.mark.parametrize("yield_seconds", [0.0, 3600.0], ids=["at-once", "after-an-hour"])
+def test_on_sqlite_a_waiting_writer_ends_the_batch_once_it_has_run_its_share(
+    db_url: str, clock: Clock, yield_seconds: float
+) -> None:
+    """The worker (a polite writer) commits after the message in hand when an
+    eager writer (the API, the spill's replay) waits for SQLite's write lock,
+    once the batch has run `inbound_yield_seconds`; before that the writer
+    waits. On PostgreSQL nobody waits."""
+    rt = make_rt(db_url, clock, inbound_yield_seconds=yield_seconds)
+    try:
+        with unit_of_work(rt.sessions) as session:
+            make_city(session)
+        taken, ids = _batch_with_a_writer_waiting(rt, clock)
+    finally:
+        rt.close()
+    sqlite = rt.engine.dialect.name == "sqlite"
+    assert taken == (ids[:1] if sqlite and yield_seconds == 0 else ids)
+
+
+def _batch_with_a_writer_waiting(rt: Runtime, clock: Clock) -> tuple[list[int], list[int]]:
+    """A batch of five messages during which, after the first, an eager writer
+    queues for the lock; (the ids taken, the ids stored)."""
+    phones = senders(rt, "710")
+    ids = [text_in(rt, phone, "楼道灯坏了") for phone in phones]
+    sqlite = rt.engine.dialect.name == "sqlite"
     webhook_done = threading.Event()
 
     def webhook() -> None:  # an eager writer: a transaction of its own
-        text_in(brt, "+8613799990000", "另一条")
+        text_in(rt, "+8613799990000", "另一条")
         webhook_done.set()
 
     started: list[threading.Thread] = []
 
-    def enough() -> bool:  # asked after each message: start the webhook once
+    def enough() -> bool:  # asked after each message: start the writer once
         if not started:
             started.append(threading.Thread(target=webhook))
             started[0].start()
             if sqlite:
-                lock = lock_for(str(brt.engine.url.database))
+                lock = lock_for(str(rt.engine.url.database))
                 deadline = time.monotonic() + 20
                 while lock.waiting() < 1:
-                    assert time.monotonic() < deadline, "the webhook never waited"
+                    assert time.monotonic() < deadline, "the writer never waited"
                     time.sleep(0.005)
         return False
 
     with polite_writer():
-        taken, committed = process_batch(brt, now=clock.now, limit=20, enough=enough)
+        taken, committed = process_batch(rt, now=clock.now, limit=20, enough=enough)
     assert committed
     assert webhook_done.wait(20)
     started[0].join(10)
-    assert taken == (ids[:1] if sqlite else ids)
+    return taken, ids
