@@ -4,6 +4,7 @@ event, its outbox rows and its deadline steps in the caller's transaction.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -83,15 +84,23 @@ class Ctx:
 
 
 def record(ctx: Ctx, case: Case, kind: str, actor: Actor, **detail: Any) -> CaseEvent:
-    event = CaseEvent(
-        case_id=case.id,
-        at=ctx.now,
-        kind=kind,
-        actor=actor.name,
-        channel=actor.channel,
-        detail=detail,
-    )
-    ctx.session.add(event)
+    """Note what happened to the case, and tell the offices' webhooks.
+
+    A batch (the memo on) writes its events at its end, in one statement; the
+    event returned is then not in the session. Nothing in a batch reads events
+    back but `ladder.times_reopened`, which counts the queued ones too.
+    """
+    row = {
+        "case_id": case.id,
+        "at": ctx.now,
+        "kind": kind,
+        "actor": actor.name,
+        "channel": actor.channel,
+        "detail": detail,
+    }
+    event = CaseEvent(**row)
+    if not memo.defer_insert(ctx.session, CaseEvent, row):
+        ctx.session.add(event)
     case.updated_at = ctx.now
     webhooks_out.on_case_event(ctx.session, case, event, locale=ctx.locale)  # offices' hooks
     return event
@@ -100,8 +109,15 @@ def record(ctx: Ctx, case: Case, kind: str, actor: Actor, **detail: Any) -> Case
 # ---------------------------------------------------------------- codes
 
 
+_LIVE_CODES = "live_codes"  # memo key: live cases' codes in use (a batch counts once)
+
+
 def _code_width(session: Session) -> int:
-    live = session.scalar(select(func.count()).where(Case.open_code.is_not(None))) or 0
+    live = memo.cached(
+        session,
+        _LIVE_CODES,
+        lambda: session.scalar(select(func.count()).where(Case.open_code.is_not(None))) or 0,
+    )
     # Keep codes short while they are easy to find: widen well before a width fills up.
     for width in (4, 5, 6):
         if live < 9 * 10 ** (width - 1) // 3:
@@ -112,35 +128,59 @@ def _code_width(session: Session) -> int:
 def assign_code(session: Session, case: Case, *, rng: random.Random | None = None) -> None:
     """Give `case` a code unique among live cases.
 
-    Candidates are checked first; the unique constraint on `open_code` is what
-    guarantees it against a concurrent worker, so a collision retries.
+    Candidates are checked first. On PostgreSQL the unique constraint on
+    `open_code` is what guarantees it against a concurrent worker, so a
+    collision retries. On SQLite the transaction holds the one write lock from
+    its BEGIN, so nobody can take a code between the check and the write: the
+    case's INSERT carries its code, no savepoint, no UPDATE.
     """
     rng = rng or random.SystemRandom()
     new = inspect(case).pending
+    had_code = case.open_code is not None
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    # SQLite: the case is written once, with its code. PostgreSQL: the queries
+    # flush it first, so that the savepoint holds the code's UPDATE alone.
     for _ in range(20):
-        width = _code_width(session)
-        low, high = 10 ** (width - 1), 10**width - 1
-        candidates = {str(rng.randint(low, high)) for _ in range(8)}
-        used = set(session.scalars(select(Case.open_code).where(Case.open_code.in_(candidates))))
+        with session.no_autoflush if sqlite else contextlib.nullcontext():
+            width = _code_width(session)
+            low, high = 10 ** (width - 1), 10**width - 1
+            candidates = {str(rng.randint(low, high)) for _ in range(8)}
+            used = set(
+                session.scalars(select(Case.open_code).where(Case.open_code.in_(candidates)))
+            )
         free = sorted(candidates - used)
         if not free:
             continue
         code = rng.choice(free)
+        if sqlite:
+            case.code = case.open_code = code
+            session.flush()
+            _coded(session, case, new=new, had_code=had_code)
+            return
         try:
             with session.begin_nested():
                 case.code = code
                 case.open_code = code
                 session.flush()
-            if new:
-                stepless_cases(session).add(case.id)
-                participantless_cases(session).add(case.id)
-                held = memo.table_of(session)
-                if held is not None:
-                    held.get("no_live_case", set()).discard(case.resident_phone)
-            return
         except IntegrityError:
             continue
+        _coded(session, case, new=new, had_code=had_code)
+        return
     raise Conflict("could not allocate a case code")
+
+
+def _coded(session: Session, case: Case, *, new: bool, had_code: bool) -> None:
+    """Keep the batch's notes in step with a case that has just got its code."""
+    if new:
+        stepless_cases(session).add(case.id)
+        participantless_cases(session).add(case.id)
+    held = memo.table_of(session)
+    if held is None:
+        return
+    if new:
+        held.get("no_live_case", set()).discard(case.resident_phone)
+    if _LIVE_CODES in held and not had_code:
+        held[_LIVE_CODES] += 1
 
 
 # ---------------------------------------------------------------- lookups
@@ -374,7 +414,11 @@ def stepless_cases(session: Session) -> set[int]:
 
 def schedule(ctx: Ctx, case: Case, kind: str, due_at: datetime) -> None:
     stepless_cases(ctx.session).discard(case.id)
-    ctx.session.add(ScheduledStep(case_id=case.id, kind=kind, due_at=due_at))
+    row = {"case_id": case.id, "kind": kind, "due_at": due_at, "done_at": None, "outcome": None}
+    # A batch (the memo on) writes its steps at its end, in one statement:
+    # nothing in the batch reads a step back but `cancel_steps`, which sees these.
+    if not memo.defer_insert(ctx.session, ScheduledStep, row):
+        ctx.session.add(ScheduledStep(**row))
 
 
 def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
@@ -389,8 +433,8 @@ def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
         stmt = stmt.where(ScheduledStep.kind.in_(kinds))
     # "evaluate": steps loaded in this session (a batch being fired) see it too.
     ctx.session.execute(stmt, execution_options={"synchronize_session": "evaluate"})
-    # Steps scheduled earlier in the same batch are not flushed yet (the batch
-    # runs without autoflush): cancel them where they are.
+    # Steps scheduled earlier in the same batch are not written yet (queued for
+    # the batch's end, or pending without autoflush): cancel them where they are.
     for pending in ctx.session.new:
         if (
             isinstance(pending, ScheduledStep)
@@ -400,6 +444,14 @@ def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
         ):
             pending.done_at = ctx.now
             pending.outcome = "cancelled"
+    for row in memo.deferred(ctx.session, ScheduledStep):
+        if (
+            row["case_id"] == case.id
+            and row["done_at"] is None
+            and (not kinds or row["kind"] in kinds)
+        ):
+            row["done_at"] = ctx.now
+            row["outcome"] = "cancelled"
 
 
 def policy_of(ctx: Ctx, case: Case) -> Policy:

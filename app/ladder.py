@@ -21,7 +21,7 @@ import logging
 
 from sqlalchemy import select
 
-from app import cases, directory
+from app import cases, directory, memo
 from app.cases import Actor, Ctx
 from app.models import Case, CaseEvent, CaseParticipant, OutboundMessage, ScheduledStep
 from sms.phones import mask_phone
@@ -170,7 +170,7 @@ def _undelivered(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
 
 
 def times_reopened(ctx: Ctx, case: Case) -> int:
-    return len(
+    stored = len(
         ctx.session.scalars(
             select(CaseEvent.id).where(
                 CaseEvent.case_id == case.id,
@@ -179,6 +179,12 @@ def times_reopened(ctx: Ctx, case: Case) -> int:
             )
         ).all()
     )
+    queued = sum(  # recorded earlier in this batch, written at its end (cases.record)
+        1
+        for row in memo.deferred(ctx.session, CaseEvent)
+        if row["case_id"] == case.id and row["kind"] == "reopened" and row["actor"] != "system"
+    )
+    return stored + queued
 
 
 def not_satisfied(ctx: Ctx, case: Case, actor: Actor, *, comment: str) -> None:

@@ -181,7 +181,7 @@ def fire_batch(
                     if hook is not None:
                         hook(step, outcome)
                     outcomes.append(outcome)
-            memo.flush_deferred(session)  # the batch's outbox and participant rows
+            memo.flush_deferred(session)  # the batch's outbox, participant and step rows
             return outcomes
     except Exception:
         log.warning(

@@ -225,6 +225,7 @@ def test_cancel_reaches_a_step_scheduled_earlier_in_the_same_batch(rt, city, clo
         with session.no_autoflush:
             cases.schedule(ctx, case, "resend", clock.now + timedelta(hours=1))
             cases.cancel_steps(ctx, case, "resend")
+        memo.flush_deferred(session)  # as the batch does at its end
     with rt.sessions() as s:
         step = s.scalars(
             select(ScheduledStep).where(

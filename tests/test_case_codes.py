@@ -1,0 +1,89 @@
+"""Case codes: short, unique among live cases, retried on a taken candidate."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from app import memo
+from app.cases import _code_width, assign_code
+from app.db import unit_of_work
+from app.models import Case
+from app.runtime import Runtime
+
+
+def new_case(session: Session, phone: str) -> Case:
+    case = Case(code="", status="open", resident_phone=phone, summary="")
+    session.add(case)
+    return case
+
+
+class Scripted(random.Random):
+    """Proposes the given codes first (as `randint`), then random ones."""
+
+    def __init__(self, codes: list[int]) -> None:
+        super().__init__(7)
+        self._codes = list(codes)
+
+    def randint(self, a: int, b: int) -> int:
+        return self._codes.pop(0) if self._codes else super().randint(a, b)
+
+
+def test_a_taken_code_is_never_given_again_while_its_case_is_live(rt: Runtime) -> None:
+    with unit_of_work(rt.sessions) as session:
+        first = new_case(session, "+8613700000001")
+        assign_code(session, first, rng=Scripted([1234] * 8))
+        assert first.open_code == "1234"
+    with unit_of_work(rt.sessions) as session:
+        # Eight candidates, all the taken one: another round, which finds 5678.
+        second = new_case(session, "+8613700000002")
+        assign_code(session, second, rng=Scripted([1234] * 8 + [5678] * 8))
+        assert second.open_code == "5678"
+    with rt.sessions() as s:
+        codes = sorted(s.scalars(select(Case.open_code)))
+        assert codes == ["1234", "5678"]
+
+
+@contextlib.contextmanager
+def statements(session: Session) -> Iterator[list[str]]:
+    """The first word of each SQL statement run on the session's engine meanwhile."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement.split()[0].upper())
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def test_a_batch_counts_live_codes_once_and_keeps_the_count(rt: Runtime) -> None:
+    """In a batch (the memo on), the live cases are counted by the first case's
+    code only; each new code adds one, so the width follows the real count."""
+    with unit_of_work(rt.sessions) as session:
+        memo.enable(session)
+        with statements(session) as seen:
+            for n in range(5):
+                assign_code(session, new_case(session, f"+86137000001{n:02d}"))
+            counted = session.scalar(select(func.count()).where(Case.open_code.is_not(None)))
+        held = memo.table_of(session)
+        assert held is not None
+        assert held["live_codes"] == counted == 5
+        assert _code_width(session) == 4
+    counts = sum(1 for s in seen if s == "SELECT")
+    # One count, then one candidates query per case (5), and the final check's count.
+    assert counts == 1 + 5 + 1
+    if rt.engine.dialect.name == "sqlite":
+        # The write lock is held: each case is INSERTed with its code, never UPDATEd.
+        assert "UPDATE" not in seen and "SAVEPOINT" not in seen
+        assert seen.count("INSERT") == 5
+    with rt.sessions() as s:
+        assert len(set(s.scalars(select(Case.open_code)))) == 5
