@@ -114,9 +114,14 @@ def is_on_shift(spec: ShiftSpec, *, now: datetime, tz: tzinfo) -> bool:
     """True when `now` (aware) falls inside the shift or one of its recurrences."""
     local = now.astimezone(tz).replace(tzinfo=None)
     duration = spec.ends_at - spec.starts_at
-    if not spec.rrule:
+    text = spec.rrule
+    if not text:
         return spec.starts_at <= local < spec.ends_at
-    rule = parse_rrule(spec.rrule, dtstart=spec.starts_at, tz=tz)
+    # Walk the rule from its last start before today, not from its first one
+    # (a daily rule from January is 300+ steps by November): the same answer
+    # (`rebased`), and both steps are memoised, so a day's lookups reuse them.
+    spec = rebased(spec, since=local.replace(hour=0, minute=0, second=0, microsecond=0), tz=tz)
+    rule = _parsed(text, spec.starts_at, tz)
     probe: datetime = local
     if rule._dtstart.tzinfo is not None:  # type: ignore[attr-defined]
         probe = local.replace(tzinfo=tz)
@@ -141,6 +146,14 @@ def rebased(spec: ShiftSpec, *, since: datetime, tz: tzinfo) -> ShiftSpec:
     if start is None or start == spec.starts_at:
         return spec
     return ShiftSpec(spec.phone, start, start + (spec.ends_at - spec.starts_at), spec.rrule)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str, dtstart: datetime, tz: tzinfo) -> rrule:
+    """`parse_rrule`, memoised: a parsed rule is only read afterwards (no
+    occurrence cache), so one object serves every thread. A rule that does not
+    parse raises each time."""
+    return parse_rrule(text, dtstart=dtstart, tz=tz)
 
 
 @lru_cache(maxsize=4096)

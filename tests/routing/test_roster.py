@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -227,3 +227,41 @@ def test_on_shift_skips_a_stored_shift_that_does_not_parse() -> None:
     assert on_shift([broken, DAY_SHIFT], now=now, tz=TZ) == [DAY_SHIFT.phone]
     with pytest.raises(InvalidShift):
         is_on_shift(broken, now=now, tz=TZ)
+
+
+# ---------------------------------------------------------------- long-running rules
+
+
+def _walked(spec: ShiftSpec, now: datetime) -> bool:
+    """The answer from the rule walked from its very first start (no memo, no rebase)."""
+    assert spec.rrule
+    rule = parse_rrule(spec.rrule, dtstart=spec.starts_at, tz=TZ)
+    probe = now.astimezone(TZ).replace(tzinfo=None)
+    if rule._dtstart.tzinfo is not None:  # type: ignore[attr-defined]
+        probe = probe.replace(tzinfo=TZ)
+    start = rule.before(probe, inc=True)
+    return start is not None and probe < start + (spec.ends_at - spec.starts_at)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY",
+        "FREQ=WEEKLY;BYDAY=MO,WE,FR",
+        "FREQ=MONTHLY;BYMONTHDAY=1,15,31",
+        "FREQ=DAILY;UNTIL=20261110T000000Z",
+        "FREQ=DAILY;INTERVAL=2",
+        "FREQ=DAILY;COUNT=300",
+    ],
+)
+def test_a_rule_started_long_ago_answers_as_walked_from_its_first_start(rule: str) -> None:
+    # A night shift crossing midnight, started in January: is_on_shift walks it
+    # from its last start before each day (memoised); the answer must not change.
+    spec = ShiftSpec("A", local(2026, 1, 5, 20, 30), local(2026, 1, 6, 8, 15), rule)
+    ons = 0
+    for hour in range(24 * 30):
+        at = utc(2026, 11, 1) + timedelta(hours=hour, minutes=17)
+        expected = _walked(spec, at)
+        assert on(spec, at) == expected, (rule, at)
+        ons += expected
+    assert ons > 0 or "UNTIL" in rule or "COUNT" in rule
