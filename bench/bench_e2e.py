@@ -1,7 +1,8 @@
 """End to end: from the webhook POST to the forward handed to the (fake) gateway.
 
     .venv/bin/python -m bench.bench_e2e [--runs 3] [--rate 50 20] [--seconds 30]
-        [--backends sqlite postgresql] [--pg-url URL] [--write]
+        [--backends sqlite postgresql] [--pg-url URL] [--workers N]
+        [--set GRIDLINE_NAME=VALUE ...] [--write]
 
 `gridline serve` runs with GRIDLINE_SMS_PROVIDER=twilio against the fake
 Twilio REST server (tests/fake_twilio.py, real HTTP on 127.0.0.1, here in
@@ -81,6 +82,8 @@ class Run:
     max: float
     late: int
     cpu: dict[str, float] = field(default_factory=dict)  # ms per message, by process group
+    # p50 and p99 seconds of each stage, from the database's timestamps.
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 WARMUP = 10  # messages through the whole path before the clock starts
@@ -90,7 +93,11 @@ def one_run(args: argparse.Namespace, url: str, work: Path, rate: float) -> Run:
     with TimedFakeTwilio.serve() as fake:
         assert isinstance(fake, TimedFakeTwilio)
         server = gridline_server(
-            url, work, twilio_base=fake.base_url, GRIDLINE_WORKER_POLL_SECONDS="0.2"
+            url,
+            work,
+            twilio_base=fake.base_url,
+            GRIDLINE_WORKER_POLL_SECONDS="0.2",
+            **dict(setting.split("=", 1) for setting in args.set),
         )
         count = int(rate * args.seconds)
         # Warm-up messages come from the households after the measured ones.
@@ -146,6 +153,7 @@ def one_run(args: argparse.Namespace, url: str, work: Path, rate: float) -> Run:
             meter.stop()
     latencies = [first[i] - start for i, start in answered.items() if i in first]
     late = len(answered) - len(latencies)
+    stages = _stages(url, count)
     # A late message's latency is at least the whole window: it sorts last.
     padded = latencies + [float("inf")] * late
     if set(statuses) != {200}:
@@ -159,7 +167,54 @@ def one_run(args: argparse.Namespace, url: str, work: Path, rate: float) -> Run:
         max=max(padded) if padded else float("nan"),
         late=late,
         cpu=meter.per(len(answered)),
+        stages=stages,
     )
+
+
+def _stages(url: str, count: int) -> dict[str, tuple[float, float]]:
+    """Where a measured message's time went, from the server's own timestamps:
+    `routed` from its storing to the end of its processing (the case opened,
+    routed, its forwards in the outbox), `sent` from there to its first
+    forward accepted by the gateway. p50 and p99 seconds each."""
+    from sqlalchemy import func, select
+
+    from app.db import make_engine
+    from app.models import InboundMessage, OutboundMessage
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    InboundMessage.body,
+                    InboundMessage.received_at,
+                    InboundMessage.processed_at,
+                    func.min(OutboundMessage.sent_at),
+                )
+                .join(OutboundMessage, OutboundMessage.inbound_id == InboundMessage.id)
+                .where(OutboundMessage.template == "forward")
+                .group_by(
+                    InboundMessage.id,
+                    InboundMessage.body,
+                    InboundMessage.received_at,
+                    InboundMessage.processed_at,
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    routed, sent = [], []
+    for body, received, processed, first_sent in rows:
+        found = _MARK.search(body)
+        if found is None or int(found.group(1)) >= count or processed is None:
+            continue  # a warm-up message
+        routed.append((processed - received).total_seconds())
+        if first_sent is not None:
+            sent.append((first_sent - processed).total_seconds())
+    return {
+        name: (percentile(values, 0.50), percentile(values, 0.99))
+        for name, values in (("routed", routed), ("sent", sent))
+        if values
+    }
 
 
 def _meter(server: Server, workers: list[Server]) -> Meter:
@@ -195,6 +250,13 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="extra `gridline worker` processes (PostgreSQL)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="GRIDLINE_NAME=VALUE",
+        help="a setting of the server (and its workers), repeatable",
+    )
     parser.add_argument("--drain", type=float, default=60.0, help="s to wait after the load")
     parser.add_argument(
         "--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
@@ -216,7 +278,9 @@ def main() -> None:
                     f"run {n + 1} {backend} {rate:.0f}/s: {run.answered}/{run.sent} answered, "
                     f"{run.forwarded} forwarded, p50 {fmt(run.p50)} p99 {fmt(run.p99)} "
                     f"max {fmt(run.max)} late {run.late} (load {loadavg()}); CPU ms/message "
-                    + " ".join(f"{k} {v:.1f}" for k, v in run.cpu.items()),
+                    + " ".join(f"{k} {v:.1f}" for k, v in run.cpu.items())
+                    + "; stages p50/p99 "
+                    + " ".join(f"{k} {ms(a)}/{ms(b)}" for k, (a, b) in run.stages.items()),
                     flush=True,
                 )
                 results.setdefault((backend, rate), []).append(run)
@@ -261,6 +325,23 @@ def main() -> None:
     ]
     for (backend, rate), runs in results.items():
         cells = [f"{median([r.cpu.get(g, 0.0) for r in runs]):.1f}" for g in groups]
+        lines.append(f"| {backend} | {rate:.0f}/s | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Where the time went (medians of the runs' p50 / p99, from the server's own "
+        "timestamps): `routed` from the webhook storing the message to the worker's "
+        "commit of its case, routing and forwards; `sent` from there to the first forward "
+        "accepted by the gateway.",
+        "",
+        "| backend | rate | routed p50 | routed p99 | sent p50 | sent p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (backend, rate), runs in results.items():
+        cells = [
+            fmt(median([r.stages[stage][q] for r in runs if stage in r.stages]))
+            for stage in ("routed", "sent")
+            for q in (0, 1)
+        ]
         lines.append(f"| {backend} | {rate:.0f}/s | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)
