@@ -75,9 +75,11 @@ class Settings(BaseSettings):
     # hotline), shared by every worker through a token bucket in the database;
     # up to one second's worth may leave back to back. 0 = unlimited.
     sender_rate_per_s: float = Field(default=0.0, ge=0)
-    # GRIDLINE_OUTBOX_PASS_SECONDS: a worker's send loop hands back to inbound
-    # processing after this long, so a new urgent forward never waits behind a
-    # whole bulk backlog (it also yields at once when the webhook wakes it).
+    # GRIDLINE_OUTBOX_PASS_SECONDS: the longest one send loop runs. The worker's
+    # sender thread then starts another (leasing the most urgent first); a
+    # `run_once` that sends itself returns to inbound processing (and yields
+    # at once when the webhook wakes it), so a new urgent forward never waits
+    # behind a whole bulk backlog.
     outbox_pass_seconds: float = Field(default=1.0, gt=0)
     # GRIDLINE_OUTBOX_SEND_BATCH: due SMS leased in one transaction, and their
     # outcomes recorded in one more. GRIDLINE_OUTBOX_CONCURRENCY: how many of a
@@ -85,9 +87,9 @@ class Settings(BaseSettings):
     # console sends in order). See app/outbox.py.
     outbox_send_batch: int = Field(default=32, ge=1)
     outbox_concurrency: int = Field(default=16, ge=1)
-    # GRIDLINE_INBOUND_PASS_SECONDS: likewise, processing stored messages hands
-    # over to sending after this long, so forwards already decided leave while
-    # a backlog of inbound messages is still being worked through.
+    # GRIDLINE_INBOUND_PASS_SECONDS: processing stored messages hands over to
+    # the deadline steps (and in `run_once` to sending) after this long, so
+    # they go on while a backlog of inbound messages is worked through.
     inbound_pass_seconds: float = Field(default=1.0, gt=0)
     # GRIDLINE_INBOUND_BATCH: up to this many stored messages (at most one per
     # sender) are processed in one transaction, their lookups shared (app/memo.py);

@@ -2,7 +2,8 @@
 
 `run_once` does one pass and is what tests call with an explicit `now`; the
 thread loop calls it until stopped, woken early by the webhook when a
-message arrives.
+message arrives, and sends the outbox on a thread of its own (`Sender`), told
+whenever a pass commits something to send.
 """
 
 from __future__ import annotations
@@ -54,17 +55,26 @@ class PassResult:
 
 
 def process_inbound(
-    rt: Runtime, *, now: datetime, limit: int = 100, max_seconds: float | None = None
+    rt: Runtime,
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+    max_seconds: float | None = None,
+    committed: Callable[[], None] | None = None,
 ) -> tuple[int, int]:
     """Process stored messages, up to `inbound_batch` in one transaction; returns
     (done, failed).
 
-    Stops after `max_seconds` (wall clock), having handled at least one message,
-    so that, under a backlog, the pass goes on to send what is already decided
-    instead of holding every forward back until the whole backlog is processed.
+    Each transaction reads the clock (`now` pins it: tests). Stops after
+    `max_seconds` (wall clock), having handled at least one message, so that,
+    under a backlog, the pass goes on to the deadline steps and to sending
+    instead of holding them back until the whole backlog is processed.
+    `committed` is called after each transaction that processed messages (the
+    sender thread sends their forwards at once).
     """
     done = failed = 0
     started = time.monotonic()
+    tell = committed or (lambda: None)
 
     def out_of_time() -> bool:
         return max_seconds is not None and time.monotonic() - started >= max_seconds
@@ -76,20 +86,22 @@ def process_inbound(
         one_by_one: list[int | None] = [None]  # the next message, on its own
         if want > 1:
             began = time.monotonic()
-            taken, committed = process_batch(rt, now=now, limit=want, enough=out_of_time)
+            taken, ok = process_batch(rt, now=now or rt.clock(), limit=want, enough=out_of_time)
             if not taken:
                 break
-            if committed:
+            if ok:
                 rt.caches[_PER_MESSAGE] = (time.monotonic() - began) / len(taken)
                 done += len(taken)
+                tell()
                 continue
             one_by_one = list(taken)  # the batch rolled back: each on its own
         for message_id in one_by_one:
-            outcome = process_one(rt, now=now, message_id=message_id)
+            outcome = process_one(rt, now=now or rt.clock(), message_id=message_id)
             if outcome is None:
                 return done, failed
             if outcome == "done":
                 done += 1
+                tell()
             elif outcome == "failed":
                 failed += 1
     return done, failed
@@ -235,10 +247,14 @@ def run_once(
     *,
     now: datetime | None = None,
     should_yield: Callable[[], bool] | None = None,
+    send: bool = True,
+    committed: Callable[[], None] | None = None,
 ) -> PassResult:
     """One pass; `now` pins every stage to one moment (tests), else each stage reads the clock.
 
-    `should_yield` ends the sending stage early (new inbound messages are waiting).
+    `should_yield` ends the sending stage early (new inbound messages are
+    waiting). `send=False` leaves the outbox to a `Sender` thread, which
+    `committed` tells when inbound processing or a deadline step has written.
     """
 
     def moment() -> datetime:
@@ -248,13 +264,29 @@ def run_once(
     # Messages the webhook spooled while the database was down (app/spool.py).
     result.replayed = Spool(rt.settings.spool_path).replay(rt.sessions)
     result.inbound, result.inbound_failed = process_inbound(
-        rt, now=moment(), max_seconds=rt.settings.inbound_pass_seconds
+        rt, now=now, max_seconds=rt.settings.inbound_pass_seconds, committed=committed
     )
     result.steps = fire_due_steps(rt, now=moment())
-    result.sent = deliver_due(
+    if result.steps and committed is not None:
+        committed()
+    if send:
+        result.sent = send_due(rt, gateway, now=moment(), should_yield=should_yield)
+    result.webhooks = webhooks_out.deliver_due(rt, now=moment())
+    return result
+
+
+def send_due(
+    rt: Runtime,
+    gateway: Gateway,
+    *,
+    now: datetime,
+    should_yield: Callable[[], bool] | None = None,
+) -> dict[str, int]:
+    """The sending stage: `deliver_due` with the service's settings."""
+    return deliver_due(
         rt.sessions,
         gateway,
-        now=moment(),
+        now=now,
         backoff=backoff_from(rt),
         lease=timedelta(seconds=rt.settings.outbox_lease_seconds),
         limit=rt.settings.outbox_batch_size,
@@ -266,8 +298,72 @@ def run_once(
         # Send for a while before yielding to new inbound: a quarter of the pass.
         yield_after=rt.settings.outbox_pass_seconds / 4,
     )
-    result.webhooks = webhooks_out.deliver_due(rt, now=moment())
-    return result
+
+
+class Sender:
+    """The outbox, sent on a thread of its own next to the worker's passes.
+
+    A forward leaves as soon as the transaction that decided it commits
+    (`poke`), instead of after the rest of the pass (up to
+    `GRIDLINE_INBOUND_PASS_SECONDS` of inbound under steady load, then the
+    deadline steps). It sends while anything is due, then waits to be poked,
+    at most `worker_poll_seconds` (retries come due by the clock). Leases keep
+    it from sending what another worker's sender holds.
+    """
+
+    def __init__(
+        self, rt: Runtime, gateway: Gateway, *, alive: Callable[[], bool] | None = None
+    ) -> None:
+        self._rt = rt
+        self._gateway = gateway
+        self._alive = alive
+        self._due = threading.Event()
+        self._stop = threading.Event()
+        self._database_down = False
+        self._thread = threading.Thread(target=self._run, name="gridline-sender", daemon=True)
+        self.passes = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._due.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._due.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        # An eager writer (app/sqlite_lock.py), as webhooks and people are: its
+        # transactions are short (a lease, the outcomes), and an inbound batch
+        # commits early for it, so a decided forward does not wait for the next.
+        while not self._stop.is_set() and (self._alive is None or self._alive()):
+            self._due.clear()
+            try:
+                sent = send_due(self._rt, self._gateway, now=self._rt.clock())
+            except Exception as exc:
+                self._database_down = _log_failure(exc, self._database_down, "sender")
+                sent = {}
+            else:
+                if self._database_down:
+                    log.warning("sender: database reachable again")
+                self._database_down = False
+            self.passes += 1
+            # A pass that stopped at the sender's rate is not busy: wait.
+            if not sent or "throttled" in sent:
+                self._due.wait(self._rt.settings.worker_poll_seconds)
+
+
+def _log_failure(exc: Exception, was_down: bool, who: str) -> bool:
+    """Log a failed pass (a database outage once); returns whether the database is down."""
+    down = database_unavailable(exc)
+    if not down:
+        log.exception("%s pass failed", who)
+    elif not was_down:
+        # Once per outage; the engine reconnects by itself (pre-ping).
+        log.warning("database unavailable (%s); retrying", exc.__class__.__name__)
+    return down
 
 
 class WorkerThread:
@@ -311,25 +407,27 @@ class WorkerThread:
     def run_forever(self) -> None:
         # Webhooks and people go first to SQLite's write lock (app/sqlite_lock.py).
         set_polite_writer()
-        while not self._stop.is_set() and (self._alive is None or self._alive()):
-            self._wake.clear()
-            try:
-                result = run_once(self._rt, self._gateway, should_yield=self._wake.is_set)
-            except Exception as exc:
-                if not database_unavailable(exc):
-                    log.exception("worker pass failed")
-                elif not self._database_down:
-                    # Once per outage; the engine reconnects by itself (pre-ping).
-                    log.warning("database unavailable (%s); retrying", exc.__class__.__name__)
-                self._database_down = database_unavailable(exc)
-                result = PassResult()
-            else:
-                if self._database_down:
-                    log.warning("database reachable again")
-                self._database_down = False
-            self.passes += 1
-            if not result.busy:
-                self._idle(self._rt.settings.worker_poll_seconds)
+        sender = Sender(self._rt, self._gateway, alive=self._alive)
+        sender.start()
+        try:
+            while not self._stop.is_set() and (self._alive is None or self._alive()):
+                self._wake.clear()
+                try:
+                    result = run_once(self._rt, self._gateway, send=False, committed=sender.poke)
+                except Exception as exc:
+                    self._database_down = _log_failure(exc, self._database_down, "worker")
+                    result = PassResult()
+                else:
+                    if self._database_down:
+                        log.warning("database reachable again")
+                    self._database_down = False
+                self.passes += 1
+                # Rows written elsewhere (the API, the console) woke this pass.
+                sender.poke()
+                if not result.busy:
+                    self._idle(self._rt.settings.worker_poll_seconds)
+        finally:
+            sender.stop()
 
     def _idle(self, seconds: float) -> None:
         """Wait to be woken, at most `seconds`; looking at `alive` every second."""

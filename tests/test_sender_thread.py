@@ -1,0 +1,150 @@
+"""The worker sends the outbox on a thread of its own (app/worker.py `Sender`):
+a forward leaves as soon as the transaction that decided it commits, while
+the pass that decided it goes on with the next message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db import unit_of_work
+from app.inbound import store_inbound
+from app.models import InboundMessage, OutboundMessage
+from app.runtime import Runtime
+from app.worker import Sender, process_inbound, run_once
+from tests.conftest import Clock, make_settings
+from tests.factories import WORKER_A, make_city, make_resident
+from tests.helpers import RecordingGateway, new_sid
+from tests.test_serve import wait_for
+
+RESIDENTS = [f"+861370000100{i}" for i in range(3)]
+
+
+def _runtime(db_url: str, clock: Clock, **overrides: object) -> Runtime:
+    values: dict[str, object] = {"inbound_tx_seconds": 60.0, "worker_poll_seconds": 30.0}
+    return Runtime.build(make_settings(db_url, **{**values, **overrides}), clock=clock)
+
+
+@pytest.fixture
+def one_by_one(db_url: str, clock: Clock) -> Iterator[Runtime]:
+    """A runtime whose inbound stage takes one message per transaction."""
+    runtime = _runtime(db_url, clock, inbound_batch=1)
+    with unit_of_work(runtime.sessions) as session:
+        city = make_city(session)
+        for phone in RESIDENTS:
+            make_resident(session, phone=phone, grid=city.grid1, address="翁山新村3幢")
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _text_in(rt: Runtime, *senders: str) -> None:
+    with unit_of_work(rt.sessions) as session:
+        for sender in senders:
+            store_inbound(
+                session,
+                message_sid=new_sid(),
+                from_phone=sender,
+                to_phone=None,
+                body="楼道灯坏了",
+                params={},
+                now=rt.clock(),
+            )
+
+
+def _unprocessed(rt: Runtime) -> int:
+    with rt.sessions() as session:
+        count = select(func.count()).where(InboundMessage.processed_at.is_(None))
+        return int(session.scalar(count) or 0)
+
+
+def _statuses(rt: Runtime) -> dict[str, int]:
+    with rt.sessions() as session:
+        rows = session.execute(
+            select(OutboundMessage.status, func.count()).group_by(OutboundMessage.status)
+        )
+        return {status: int(n) for status, n in rows}
+
+
+def test_the_inbound_stage_tells_after_each_commit(one_by_one: Runtime, clock: Clock) -> None:
+    _text_in(one_by_one, *RESIDENTS)
+    told: list[int] = []
+    done = process_inbound(
+        one_by_one, now=clock.now, committed=lambda: told.append(_unprocessed(one_by_one))
+    )
+    assert done == (3, 0)
+    # Told after each message's commit, with the later ones still waiting.
+    assert told == [2, 1, 0]
+
+
+def test_a_batch_tells_once(db_url: str, clock: Clock) -> None:
+    rt = _runtime(db_url, clock)
+    try:
+        with unit_of_work(rt.sessions) as session:
+            city = make_city(session)
+            for phone in RESIDENTS:
+                make_resident(session, phone=phone, grid=city.grid1)
+        _text_in(rt, *RESIDENTS)
+        told: list[int] = []
+        assert process_inbound(rt, now=clock.now, committed=lambda: told.append(1)) == (3, 0)
+        assert told == [1]
+        assert process_inbound(rt, now=clock.now, committed=lambda: told.append(1)) == (0, 0)
+        assert told == [1]  # nothing committed, nothing told
+    finally:
+        rt.close()
+
+
+def test_a_pass_without_sending_leaves_the_outbox_to_the_sender(
+    one_by_one: Runtime, clock: Clock
+) -> None:
+    gateway = RecordingGateway()
+    _text_in(one_by_one, RESIDENTS[0])
+    told: list[bool] = []
+    result = run_once(
+        one_by_one, gateway, now=clock.now, send=False, committed=lambda: told.append(True)
+    )
+    assert result.inbound == 1 and told == [True]
+    assert gateway.sent == [] and result.sent == {}
+    pending = _statuses(one_by_one)
+    assert pending.get("pending", 0) >= 2 and set(pending) == {"pending"}  # forward + ack
+
+    sender = Sender(one_by_one, gateway)
+    sender.start()
+    try:
+        sender.poke()
+        wait_for(lambda: _statuses(one_by_one) == {"sent": pending["pending"]}, what="sent")
+    finally:
+        sender.stop()
+    assert not sender._thread.is_alive()
+    assert len(gateway.sent) == pending["pending"]  # each once
+    assert any(sms.to == WORKER_A for sms in gateway.sent)
+    assert any(sms.to == RESIDENTS[0] for sms in gateway.sent)
+
+
+def test_a_forward_leaves_while_the_pass_goes_on(one_by_one: Runtime, clock: Clock) -> None:
+    """The first message's forward reaches the gateway while the inbound stage,
+    told of its commit, has not yet taken the second message."""
+    gateway = RecordingGateway()
+    _text_in(one_by_one, *RESIDENTS[:2])
+    sender = Sender(one_by_one, gateway)
+    sender.start()
+    seen: list[tuple[int, int]] = []
+
+    def committed() -> None:
+        sender.poke()
+        forwards = len(seen) + 1  # one on-duty member per case
+        wait_for(
+            lambda: sum(sms.to == WORKER_A for sms in gateway.sent) >= forwards,
+            what="the forward of the message just committed",
+        )
+        seen.append((_unprocessed(one_by_one), forwards))
+
+    try:
+        assert process_inbound(one_by_one, now=clock.now, committed=committed) == (2, 0)
+    finally:
+        sender.stop()
+    # The first forward was at the gateway while the second message still waited.
+    assert seen == [(1, 1), (0, 2)]
