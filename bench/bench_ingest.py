@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cpu import Meter, children
 from bench.loadgen import Result, percentile, run_closed, run_open, webhook
 from bench.report import command, loadavg, machine, median, ms, today, write_section
 from bench.servers import (
@@ -63,6 +64,8 @@ class Figure:
     p50: float
     p99: float
     errors: int  # anything but 200
+    web_cpu: float = float("nan")  # ms of CPU per answered message: the server process
+    worker_cpu: float = float("nan")  # and its children (`gridline serve`'s worker)
 
 
 def figure(results: list[Result], elapsed: float) -> Figure:
@@ -88,6 +91,10 @@ def load(server: Server, *, messages: int, concurrency: int | None, rate: float 
         webhook(server.base_url, sender=resident_phone(n), body=f"楼道灯坏了，第{n}户").payload
         for n in range(messages)
     ]
+    assert server.proc is not None
+    pid = server.proc.pid
+    meter = Meter({"web": lambda: [pid], "worker": lambda: children(pid)})
+    meter.start()
     started = time.monotonic()
     if rate is None:
         assert concurrency
@@ -95,10 +102,14 @@ def load(server: Server, *, messages: int, concurrency: int | None, rate: float 
     else:
         results = asyncio.run(run_open(server.base_url, payloads, rate=rate))
     elapsed = time.monotonic() - started
+    meter.stop()
     statuses = Counter(r.status for r in results)
     if set(statuses) != {200}:
         print(f"  non-200 answers: {dict(statuses)}", flush=True)
-    return figure(results, elapsed)
+    fig = figure(results, elapsed)
+    cpu = meter.per(sum(r.status == 200 for r in results))
+    fig.web_cpu, fig.worker_cpu = cpu.get("web", fig.web_cpu), cpu.get("worker", fig.worker_cpu)
+    return fig
 
 
 class Databases:
@@ -161,7 +172,8 @@ def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]
                         fig = load(server, messages=messages, concurrency=concurrency, rate=rate)
             print(
                 f"  {target:10} {name:5} {fig.rate:7.0f}/s  p50 {ms(fig.p50):>8}  "
-                f"p99 {ms(fig.p99):>8}  errors {fig.errors}  (load {loadavg()})",
+                f"p99 {ms(fig.p99):>8}  errors {fig.errors}  CPU ms/msg web {fig.web_cpu:.2f} "
+                f"worker {fig.worker_cpu:.2f}  (load {loadavg()})",
                 flush=True,
             )
             out.setdefault(f"{target}/{name}", []).append(fig)
@@ -211,8 +223,9 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
         )
         + ".",
         "",
-        "| target | load | messages/s | p50 | p99 | non-200 | ratio to bare (msg/s) |",
-        "|---|---|---|---|---|---|---|",
+        "| target | load | messages/s | p50 | p99 | non-200 | ratio to bare (msg/s) "
+        "| CPU ms/msg: server | its worker |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for backend in [*targets_of(args), "bare"]:
         for name in loads:
@@ -228,14 +241,22 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
             errors = sum(f.errors for run in runs for f in run.get(key, []))
             lines.append(
                 f"| {backend} | {label} | {med(key, 'rate'):,.0f} | {ms(med(key, 'p50'))} | "
-                f"{ms(med(key, 'p99'))} | {errors} | {r} |"
+                f"{ms(med(key, 'p99'))} | {errors} | {r} | {med(key, 'web_cpu'):.2f} | "
+                + (
+                    "—"
+                    if backend.endswith(("bare", "no-worker"))
+                    else f"{med(key, 'worker_cpu'):.2f}"
+                )
+                + " |"
             )
     if args.rate:
         lines += [
             "",
             f"Target: p99 < 100 ms at {args.rate:.0f} messages/s open loop (latency from each "
             "request's scheduled start). The ratio column is Gridline's throughput as a "
-            "fraction of the bare app's in the same run.",
+            "fraction of the bare app's in the same run. CPU ms/msg: CPU time (user + "
+            "system, /proc) of the server process per answered webhook, and of its worker "
+            "child, over the measured load.",
         ]
     return "\n".join(lines)
 
