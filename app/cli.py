@@ -78,19 +78,26 @@ def serve(
     settings = load_settings()
     configure_logging(settings.log_level)
     build_runtime(settings).close()  # refuse a bad policy file before listening
-    app = create_app(settings, start_worker=not no_worker, worker_process=settings.worker_process)
+    app = create_app(
+        settings,
+        start_worker=not no_worker,
+        worker_process=settings.worker_process,
+        freeze_heap=True,
+    )
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
 
 
 @cli.command()
 def worker() -> None:
     """Run the background worker alone (outbox sender, deadline scheduler)."""
+    from app.runtime import settle_heap
     from app.worker import WorkerThread
 
     settings = load_settings()
     configure_logging(settings.log_level)
     rt = build_runtime(settings)
     gateway = build_gateway(settings)
+    settle_heap()
     thread = WorkerThread(rt, gateway)
     done = threading.Event()
 

@@ -27,7 +27,7 @@ from app.gateways import build_gateway
 from app.ingest import SPILL_DIR, Incoming, IngestWriter
 from app.metrics import build_registry
 from app.outbox import record_delivery_status
-from app.runtime import Runtime
+from app.runtime import Runtime, settle_heap
 from app.settings import Settings
 from app.spool import Spool
 from app.worker import WorkerThread
@@ -96,11 +96,13 @@ def create_app(
     start_worker: bool = True,
     worker_process: bool = False,
     gateway_echo: Callable[[str], None] | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """Build the app. Engines, gateways and threads are made in the lifespan.
 
     The worker runs on a thread of this process, or with `worker_process` in
-    a child process (what `gridline serve` does by default).
+    a child process (what `gridline serve` does by default). `freeze_heap`
+    (`gridline serve`): once started, `app.runtime.settle_heap`.
     """
 
     @asynccontextmanager
@@ -131,6 +133,8 @@ def create_app(
         ingest.start()
         if worker is not None:
             worker.start()
+        if freeze_heap:
+            settle_heap()
         try:
             yield
         finally:

@@ -47,7 +47,7 @@ def _die_with_parent() -> None:
 def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
     from app.gateways import build_gateway
     from app.logging_setup import configure_logging
-    from app.runtime import Runtime
+    from app.runtime import Runtime, settle_heap
     from app.worker import WorkerThread
 
     _die_with_parent()
@@ -64,6 +64,7 @@ def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
     configure_logging(settings.log_level)
     rt = Runtime.build(settings)
     gateway = build_gateway(settings)
+    settle_heap()
     try:
         WorkerThread(
             rt,
