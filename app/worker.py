@@ -39,6 +39,16 @@ class PassResult:
     steps: int = 0
     sent: dict[str, int] = field(default_factory=dict)
     webhooks: dict[str, int] = field(default_factory=dict)
+    cut_short: bool = False  # a stage stopped at its time or count: work may be left
+
+    @property
+    def more(self) -> bool:
+        """Whether the next pass should start at once: a stage stopped before it
+        ran out of work (or, sending in the pass, it sent). Otherwise the
+        worker waits to be woken: a webhook arriving during the pass has
+        already woken it."""
+        sending = bool(self.sent) and "throttled" not in self.sent
+        return self.cut_short or sending
 
     @property
     def busy(self) -> bool:
@@ -263,16 +273,33 @@ def run_once(
     result = PassResult()
     # Messages the webhook spooled while the database was down (app/spool.py).
     result.replayed = Spool(rt.settings.spool_path).replay(rt.sessions)
+    began = time.monotonic()
     result.inbound, result.inbound_failed = process_inbound(
-        rt, now=now, max_seconds=rt.settings.inbound_pass_seconds, committed=committed
+        rt,
+        now=now,
+        limit=PASS_INBOUND,
+        max_seconds=rt.settings.inbound_pass_seconds,
+        committed=committed,
     )
-    result.steps = fire_due_steps(rt, now=moment())
+    result.cut_short = (
+        result.inbound + result.inbound_failed >= PASS_INBOUND
+        or time.monotonic() - began >= rt.settings.inbound_pass_seconds
+    )
+    result.steps = fire_due_steps(rt, now=moment(), limit=PASS_STEPS)
+    result.cut_short |= result.steps >= PASS_STEPS
     if result.steps and committed is not None:
         committed()
     if send:
         result.sent = send_due(rt, gateway, now=moment(), should_yield=should_yield)
-    result.webhooks = webhooks_out.deliver_due(rt, now=moment())
+    result.webhooks = webhooks_out.deliver_due(rt, now=moment(), limit=PASS_WEBHOOKS)
+    result.cut_short |= sum(result.webhooks.values()) >= PASS_WEBHOOKS
     return result
+
+
+# The most a pass takes of each (then the next pass goes on at once).
+PASS_INBOUND = 100
+PASS_STEPS = 100
+PASS_WEBHOOKS = 50
 
 
 def send_due(
@@ -422,9 +449,10 @@ class WorkerThread:
                         log.warning("database reachable again")
                     self._database_down = False
                 self.passes += 1
-                # Rows written elsewhere (the API, the console) woke this pass.
-                sender.poke()
-                if not result.busy:
+                # A pass that ran out of work waits (a webhook that came
+                # meanwhile has set the wake event: no wait then); the sender
+                # was told of every commit and polls for the rest itself.
+                if not result.more:
                     self._idle(self._rt.settings.worker_poll_seconds)
         finally:
             sender.stop()

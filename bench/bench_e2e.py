@@ -1,7 +1,7 @@
 """End to end: from the webhook POST to the forward handed to the (fake) gateway.
 
     .venv/bin/python -m bench.bench_e2e [--runs 3] [--rate 50 20] [--seconds 30]
-        [--backends sqlite postgresql] [--pg-url URL] [--workers N]
+        [--backends sqlite postgresql] [--pg-url URL] [--workers N ...]
         [--set GRIDLINE_NAME=VALUE ...] [--write]
 
 `gridline serve` runs with GRIDLINE_SMS_PROVIDER=twilio against the fake
@@ -89,7 +89,8 @@ class Run:
 WARMUP = 10  # messages through the whole path before the clock starts
 
 
-def one_run(args: argparse.Namespace, url: str, work: Path, rate: float) -> Run:
+def one_run(args: argparse.Namespace, url: str, work: Path, rate: float, extra: int) -> Run:
+    """One measurement: `gridline serve` and `extra` more `gridline worker` processes."""
     with TimedFakeTwilio.serve() as fake:
         assert isinstance(fake, TimedFakeTwilio)
         server = gridline_server(
@@ -112,7 +113,7 @@ def one_run(args: argparse.Namespace, url: str, work: Path, rate: float) -> Run:
                 argv=[sys.executable, "-m", "app.cli", "worker"],
                 env=server.env,
             )
-            for k in range(args.workers)
+            for k in range(extra)
         ]
         with contextlib.ExitStack() as procs:
             procs.enter_context(running(server))
@@ -238,6 +239,10 @@ def _meter(server: Server, workers: list[Server]) -> Meter:
     )
 
 
+def label(backend: str, extra: int) -> str:
+    return backend if not extra else f"{backend} +{extra} worker{'s' if extra > 1 else ''}"
+
+
 def fmt(seconds: float) -> str:
     return "> window" if seconds == float("inf") else ms(seconds)
 
@@ -248,7 +253,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, nargs="+", default=[50.0, 20.0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument(
-        "--workers", type=int, default=0, help="extra `gridline worker` processes (PostgreSQL)"
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="extra `gridline worker` processes on PostgreSQL, one row each "
+        "(SQLite runs one server: README)",
     )
     parser.add_argument(
         "--set",
@@ -270,12 +280,17 @@ def main() -> None:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-e2e-")))
         pg = stack.enter_context(postgres(args.pg_url)) if "postgresql" in args.backends else None
         dbs = Databases(folder, int(max(args.rate) * args.seconds) + WARMUP, pg)
+        targets = [
+            (label(backend, extra), backend, extra)
+            for backend in args.backends
+            for extra in (args.workers if backend == "postgresql" else [0])
+        ]
         for n in range(args.runs):
-            for rate, backend in [(r, b) for r in args.rate for b in args.backends]:
+            for rate, (name, backend, extra) in [(r, t) for r in args.rate for t in targets]:
                 with dbs.fresh(backend) as (url, work):
-                    run = one_run(args, url, work, rate)
+                    run = one_run(args, url, work, rate, extra)
                 print(
-                    f"run {n + 1} {backend} {rate:.0f}/s: {run.answered}/{run.sent} answered, "
+                    f"run {n + 1} {name} {rate:.0f}/s: {run.answered}/{run.sent} answered, "
                     f"{run.forwarded} forwarded, p50 {fmt(run.p50)} p99 {fmt(run.p99)} "
                     f"max {fmt(run.max)} late {run.late} (load {loadavg()}); CPU ms/message "
                     + " ".join(f"{k} {v:.1f}" for k, v in run.cpu.items())
@@ -283,7 +298,7 @@ def main() -> None:
                     + " ".join(f"{k} {ms(a)}/{ms(b)}" for k, (a, b) in run.stages.items()),
                     flush=True,
                 )
-                results.setdefault((backend, rate), []).append(run)
+                results.setdefault((name, rate), []).append(run)
     lines = [
         "## End to end: webhook to forward at the gateway (issue #6)",
         "",
@@ -292,8 +307,8 @@ def main() -> None:
         f"Medians of {args.runs} runs. `gridline serve` (twilio provider, its worker a "
         f"child process) against the fake Twilio REST server; signed webhooks at each rate "
         f"for {args.seconds:.0f} s (open loop, after {WARMUP} warm-up messages have gone "
-        f"through), {args.workers} extra `gridline worker` "
-        f"processes, each from a distinct registered household of the demo "
+        f"through; `+N workers`: N more `gridline worker` processes on the same database), "
+        f"each from a distinct registered household of the demo "
         f"city; latency from the webhook's scheduled send to the arrival of its case's first "
         f"forward at the gateway. Late: no forward {args.drain:.0f} s after the load ended.",
         "",

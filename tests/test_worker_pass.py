@@ -44,3 +44,43 @@ def test_inbound_stage_stops_after_its_time_and_goes_on_next_pass(rt, clock):
     assert process_inbound(rt, now=clock.now, max_seconds=60) == (1, 0)
     assert _unprocessed(rt) == 0
     assert process_inbound(rt, now=clock.now, max_seconds=0) == (0, 0)
+
+
+def test_a_pass_cut_short_goes_on_at_once_and_a_drained_one_waits(db_url, clock):  # type: ignore[no-untyped-def]
+    from app.runtime import Runtime
+    from app.worker import run_once
+    from tests.conftest import make_settings
+    from tests.helpers import RecordingGateway
+
+    gateway = RecordingGateway()
+    # No time for inbound: each pass takes one message and says more may wait.
+    rt = Runtime.build(make_settings(db_url, inbound_pass_seconds=1e-9), clock=clock)
+    try:
+        with unit_of_work(rt.sessions) as session:
+            make_city(session)
+        _store(rt, clock, 2)
+        first = run_once(rt, gateway, now=clock.now, send=False)
+        assert (first.inbound, first.cut_short, first.more) == (1, True, True)
+    finally:
+        rt.close()
+    # Time enough: the pass drains what is left and the worker may wait.
+    rt = Runtime.build(make_settings(db_url, inbound_pass_seconds=60), clock=clock)
+    try:
+        drained = run_once(rt, gateway, now=clock.now, send=False)
+        assert (drained.inbound, drained.cut_short, drained.more) == (1, False, False)
+        assert drained.busy  # it did work, and still need not go on
+        # Sending in the pass: a pass that sent goes on (more may be due).
+        with unit_of_work(rt.sessions) as session:
+            store_inbound(
+                session,
+                message_sid="SM" + "f" * 32,
+                from_phone="+8613799999999",
+                to_phone="+8657000000000",
+                body="楼道灯坏了",
+                params={},
+                now=clock.now,
+            )
+        sending = run_once(rt, gateway, now=clock.now)
+        assert sending.sent.get("sent") and sending.more and not sending.cut_short
+    finally:
+        rt.close()
