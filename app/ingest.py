@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,9 +81,17 @@ class IngestWriter:
     """Stores webhook messages in batches on one thread; `submit` from any thread."""
 
     def __init__(
-        self, rt: Runtime, *, max_batch: int = MAX_BATCH, spill: Spool | None = None
+        self,
+        rt: Runtime,
+        *,
+        max_batch: int = MAX_BATCH,
+        spill: Spool | None = None,
+        replayed: Callable[[], None] | None = None,
     ) -> None:
         self._rt = rt
+        # Told when spilled messages have been stored: the webhook woke the
+        # worker when it spilled them, and the worker may have found nothing yet.
+        self._replayed = replayed or (lambda: None)
         self._max_batch = max_batch
         # SQLite: where a batch goes instead of waiting for the write lock.
         sqlite = rt.engine.dialect.name == "sqlite"
@@ -172,7 +181,8 @@ class IngestWriter:
                 for _ in range(3):
                     if not self._spill.pending():
                         break
-                    self._spill.replay(self._rt.sessions)
+                    if self._spill.replay(self._rt.sessions):
+                        self._replayed()
             except Exception as exc:  # database trouble: the next spill or start-up retries
                 log.warning("spill replay failed (%s)", exc.__class__.__name__)
             if self._stopped:

@@ -116,7 +116,7 @@ def create_app(
             worker = WorkerThread(rt, gw)
         spool = Spool(rt.settings.spool_path)
         spill = Spool(rt.settings.spool_path / SPILL_DIR)  # the group commit's own
-        ingest = IngestWriter(rt, spill=spill)
+        ingest = IngestWriter(rt, spill=spill, replayed=worker.wake if worker is not None else None)
         app.state.runtime = rt
         app.state.ingest = ingest
         app.state.worker = worker

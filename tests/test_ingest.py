@@ -210,6 +210,31 @@ def test_on_sqlite_a_batch_finding_the_lock_taken_is_spilled_answered_and_stored
     assert ids == sorted(ids)  # one sender's messages in the order they came
 
 
+def test_the_replayer_wakes_the_worker_once_the_spill_is_stored(srt, clock, tmp_path):
+    # The webhook woke the worker when it answered; the worker may have found
+    # nothing then. Told again once stored, it finds the messages.
+    spill = Spool(tmp_path / "spool" / SPILL_DIR)
+    stored_when_told: list[dict[str, int]] = []
+    told = threading.Event()
+    sids = [new_sid() for _ in range(2)]
+
+    def replayed() -> None:
+        stored_when_told.append(_stored(srt, sids))
+        told.set()
+
+    writer = IngestWriter(srt, spill=spill, replayed=replayed)
+    writer.start()
+    try:
+        with _worker_transaction(srt):
+            futures = [writer.submit(_incoming(clock, sid)) for sid in sids]
+            assert [f.result(timeout=30) for f in futures] == [True, True]
+            assert not told.is_set()  # spilled, not stored yet
+        assert told.wait(30)
+    finally:
+        writer.stop()
+    assert stored_when_told[0] == {sid: 1 for sid in sids}
+
+
 def test_a_spill_left_by_a_crash_is_stored_at_start_up(srt, clock, tmp_path):
     spill = Spool(srt.settings.spool_path / SPILL_DIR)
     sid = new_sid()
