@@ -367,23 +367,25 @@ class Sender:
         # commits early for it, so a decided forward does not wait for the next.
         while not self._stop.is_set() and (self._alive is None or self._alive()):
             self._due.clear()
+            failure: Exception | None = None
             try:
                 sent = send_due(self._rt, self._gateway, now=self._rt.clock())
             except Exception as exc:
-                self._database_down = _log_failure(exc, self._database_down, "sender")
-                sent = {}
-            else:
-                if self._database_down:
-                    log.warning("sender: database reachable again")
-                self._database_down = False
+                failure, sent = exc, {}
+            self._database_down = _outage(failure, self._database_down, "sender")
             self.passes += 1
             # A pass that stopped at the sender's rate is not busy: wait.
             if not sent or "throttled" in sent:
                 self._due.wait(self._rt.settings.worker_poll_seconds)
 
 
-def _log_failure(exc: Exception, was_down: bool, who: str) -> bool:
-    """Log a failed pass (a database outage once); returns whether the database is down."""
+def _outage(exc: Exception | None, was_down: bool, who: str) -> bool:
+    """Log how a pass ended (a failure; a database outage once, and its end);
+    returns whether the database is down."""
+    if exc is None:
+        if was_down:
+            log.warning("%s: database reachable again", who)
+        return False
     down = database_unavailable(exc)
     if not down:
         log.exception("%s pass failed", who)
@@ -439,15 +441,12 @@ class WorkerThread:
         try:
             while not self._stop.is_set() and (self._alive is None or self._alive()):
                 self._wake.clear()
+                failure: Exception | None = None
                 try:
                     result = run_once(self._rt, self._gateway, send=False, committed=sender.poke)
                 except Exception as exc:
-                    self._database_down = _log_failure(exc, self._database_down, "worker")
-                    result = PassResult()
-                else:
-                    if self._database_down:
-                        log.warning("database reachable again")
-                    self._database_down = False
+                    failure, result = exc, PassResult()
+                self._database_down = _outage(failure, self._database_down, "worker")
                 self.passes += 1
                 # A pass that ran out of work waits (a webhook that came
                 # meanwhile has set the wake event: no wait then); the sender

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
-from app.inbound import store_inbound
 from app.models import InboundMessage, OutboundMessage
 from app.runtime import Runtime
 from app.worker import Sender, process_inbound, run_once
 from tests.conftest import Clock, make_settings
 from tests.factories import WORKER_A, make_city, make_resident
-from tests.helpers import RecordingGateway, new_sid
+from tests.helpers import RecordingGateway
+from tests.test_inbound_batch import text_in
 from tests.test_serve import wait_for
 
 RESIDENTS = [f"+861370000100{i}" for i in range(3)]
@@ -42,17 +42,8 @@ def one_by_one(db_url: str, clock: Clock) -> Iterator[Runtime]:
 
 
 def _text_in(rt: Runtime, *senders: str) -> None:
-    with unit_of_work(rt.sessions) as session:
-        for sender in senders:
-            store_inbound(
-                session,
-                message_sid=new_sid(),
-                from_phone=sender,
-                to_phone=None,
-                body="楼道灯坏了",
-                params={},
-                now=rt.clock(),
-            )
+    for sender in senders:
+        text_in(rt, sender, "楼道灯坏了")
 
 
 def _unprocessed(rt: Runtime) -> int:

@@ -51,6 +51,7 @@ def test_a_pass_cut_short_goes_on_at_once_and_a_drained_one_waits(db_url, clock)
     from app.worker import run_once
     from tests.conftest import make_settings
     from tests.helpers import RecordingGateway
+    from tests.test_inbound_batch import text_in
 
     gateway = RecordingGateway()
     # No time for inbound: each pass takes one message and says more may wait.
@@ -70,16 +71,7 @@ def test_a_pass_cut_short_goes_on_at_once_and_a_drained_one_waits(db_url, clock)
         assert (drained.inbound, drained.cut_short, drained.more) == (1, False, False)
         assert drained.busy  # it did work, and still need not go on
         # Sending in the pass: a pass that sent goes on (more may be due).
-        with unit_of_work(rt.sessions) as session:
-            store_inbound(
-                session,
-                message_sid="SM" + "f" * 32,
-                from_phone="+8613799999999",
-                to_phone="+8657000000000",
-                body="楼道灯坏了",
-                params={},
-                now=clock.now,
-            )
+        text_in(rt, "+8613799999999", "楼道灯坏了")
         sending = run_once(rt, gateway, now=clock.now)
         assert sending.sent.get("sent") and sending.more and not sending.cut_short
     finally:
