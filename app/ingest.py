@@ -9,10 +9,13 @@ transaction: under load a commit carries dozens of messages, at rest one.
 
 Each request waits on its own future, resolved after the commit that stored
 its message (or with the error that prevented it), so "stored before the
-answer" holds per message. A batch that fails on a bad row is retried one
-message per transaction, so one bad message fails only itself; a database
-that is unreachable fails the whole batch, and each waiting request then
-takes the spool path (app/web.py).
+answer" holds per message. A webhook waits on an asyncio future (`store`):
+the writer hands a batch's results to the event loop in one call, one
+wake-up of the loop per batch rather than one per message. A batch that
+fails on a bad row is retried one message per transaction, so one bad
+message fails only itself; a database that is unreachable fails the whole
+batch, and each waiting request then takes the spool path
+(app/sms_webhooks.py).
 
 On SQLite the writer never waits for the write lock. The worker's
 transactions hold it for tens of milliseconds at a time (one message's
@@ -32,12 +35,14 @@ is decided at replay, which stores it once either way.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -63,7 +68,10 @@ class Incoming:
     body: str
     params: dict[str, Any]
     received_at: datetime
-    done: Future[bool] = field(default_factory=Future)
+    # Resolved with the outcome: `done` for `submit`, `waiter` (on its event
+    # loop) for `store`.
+    done: Future[bool] | None = None
+    waiter: asyncio.Future[bool] | None = None
 
     def row(self) -> dict[str, Any]:
         """The message as `store_many` and `Spool.append_many` take it."""
@@ -75,6 +83,11 @@ class Incoming:
             "params": self.params,
             "received_at": self.received_at,
         }
+
+
+# A message, and what became of it: stored (True: new, False: its SID was
+# already stored), or the error that kept it from being stored.
+Outcome = tuple[Incoming, bool | None, BaseException | None]
 
 
 class IngestWriter:
@@ -104,6 +117,7 @@ class IngestWriter:
         )
         self._spilt_event = threading.Event()  # set: the replayer has work
         self.batches = 0  # transactions committed (tests, logs)
+        self._settled: list[Outcome] = []  # the current batch's, for `_hand_over`
         self._stopped = False
         # `submit` and `stop` under one lock: nothing is queued after the stop
         # marker, so every accepted message is stored before the thread ends.
@@ -128,12 +142,25 @@ class IngestWriter:
         """Queue `message`; the future resolves to True (stored), False (its SID
         was already stored) or the exception that kept it from being stored.
         Messages submitted before `start` are stored once it runs."""
+        message.done = Future()
+        if not self._put(message):
+            message.done.set_exception(RuntimeError("ingest writer is stopped"))
+        return message.done
+
+    async def store(self, message: Incoming) -> bool:
+        """`submit` for a coroutine on an event loop: True (stored), False (its
+        SID was already stored), or raises what kept it from being stored."""
+        message.waiter = asyncio.get_running_loop().create_future()
+        if not self._put(message):
+            raise RuntimeError("ingest writer is stopped")
+        return await message.waiter
+
+    def _put(self, message: Incoming) -> bool:
         with self._submitting:
             if not self._stopped:
                 self._queue.put(message)
-                return message.done
-        message.done.set_exception(RuntimeError("ingest writer is stopped"))
-        return message.done
+                return True
+        return False
 
     def _loop(self) -> None:
         stopping = False
@@ -151,7 +178,33 @@ class IngestWriter:
                     stopping = True
                     break
                 batch.append(more)
+            self._settled = []
             self._store(batch)
+            self._hand_over(self._settled)
+
+    def _settle(
+        self, message: Incoming, created: bool | None = None, error: BaseException | None = None
+    ) -> None:
+        """Record a message's outcome; `_hand_over` tells its waiter."""
+        self._settled.append((message, created, error))
+
+    @staticmethod
+    def _hand_over(settled: list[Outcome]) -> None:
+        """Resolve the batch's futures: `submit`'s here, `store`'s waiters on
+        their event loop, with one call per loop for the whole batch."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+        for outcome in settled:
+            message, created, error = outcome
+            if message.waiter is not None:
+                by_loop.setdefault(message.waiter.get_loop(), []).append(outcome)
+            elif message.done is not None:
+                if error is not None:
+                    message.done.set_exception(error)
+                else:
+                    message.done.set_result(bool(created))
+        for loop, outcomes in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
+                loop.call_soon_threadsafe(_wake_waiters, outcomes)
 
     def _store(self, batch: list[Incoming]) -> None:
         if self._spill is None:
@@ -193,12 +246,12 @@ class IngestWriter:
             spool.append_many([m.row() for m in batch])
         except Exception as exc:  # SpoolUnavailable: the webhook answers 503
             for message in batch:
-                message.done.set_exception(exc)
+                self._settle(message, error=exc)
             return
         self.spilled += len(batch)
         log.debug("write lock taken: %d inbound messages spilled to the spool", len(batch))
         for message in batch:
-            message.done.set_result(True)
+            self._settle(message, True)
 
     def _commit(self, batch: list[Incoming]) -> list[Incoming]:
         """Store the batch and resolve its futures; returns the messages left
@@ -210,7 +263,7 @@ class IngestWriter:
         except Exception as exc:
             if database_unavailable(exc) or len(batch) == 1:
                 for message in batch:
-                    message.done.set_exception(exc)
+                    self._settle(message, error=exc)
                 return []
             log.warning(
                 "a batch of %d inbound messages failed; storing them one by one", len(batch)
@@ -220,7 +273,7 @@ class IngestWriter:
                     return batch[n:]
             return []
         for message, created in zip(batch, results, strict=True):
-            message.done.set_result(created)
+            self._settle(message, created)
         return []
 
     def _transaction(self, batch: list[Incoming]) -> list[bool]:
@@ -230,3 +283,16 @@ class IngestWriter:
             results = store_many(connection, rows)
         self.batches += 1
         return results
+
+
+def _wake_waiters(outcomes: list[Outcome]) -> None:
+    """On the event loop: resolve the waiters of a batch (a webhook whose client
+    went away has had its waiter cancelled)."""
+    for message, created, error in outcomes:
+        waiter = message.waiter
+        if waiter is None or waiter.done():
+            continue
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(bool(created))

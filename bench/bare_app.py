@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from twilio.twiml.messaging_response import MessagingResponse
 
-EMPTY_TWIML = str(MessagingResponse())  # as app/web.py
+EMPTY_TWIML = str(MessagingResponse())  # as app/sms_webhooks.py
 
 
 def create_app() -> FastAPI:

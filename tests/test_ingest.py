@@ -3,12 +3,14 @@ each request answered only after the commit that stored its message."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -98,6 +100,77 @@ def test_a_stopped_writer_refuses_instead_of_dropping(rt, clock):
     writer.stop()
     with pytest.raises(RuntimeError):
         writer.submit(_incoming(clock)).result(timeout=5)
+
+
+def test_webhooks_waiting_on_the_loop_are_woken_once_per_batch(rt, clock):
+    """`store` (the webhook's way in): each coroutine gets its own outcome, new,
+    repeated or failed, and the writer wakes the event loop once for a whole
+    batch, not once per message."""
+    writer = IngestWriter(rt)
+    repeated = new_sid()
+    good = [_incoming(clock, sender=f"+86137100{n:05d}") for n in range(30)]
+    twice = [_incoming(clock, repeated), _incoming(clock, repeated)]
+    bad = _incoming(clock)
+    bad.from_phone = None  # type: ignore[assignment]  # NOT NULL: fails alone
+    wakes = 0
+
+    async def scenario() -> list[object]:
+        nonlocal wakes
+        loop = asyncio.get_running_loop()
+        call_soon_threadsafe = loop.call_soon_threadsafe
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal wakes
+            wakes += 1
+            return call_soon_threadsafe(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        tasks = [asyncio.ensure_future(writer.store(m)) for m in [*good, *twice, bad]]
+        await asyncio.sleep(0)  # every task has queued its message: one batch
+        writer.start()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        writer.stop()
+    assert outcomes[:30] == [True] * 30
+    assert outcomes[30:32] == [True, False]
+    assert isinstance(outcomes[32], IntegrityError)
+    # The batch failed on its bad row; its 32 good messages went one by one.
+    assert writer.batches == 32
+    assert wakes == 1
+    assert _stored(rt, [m.message_sid for m in good]) == {m.message_sid: 1 for m in good}
+
+
+def test_a_webhook_that_gave_up_does_not_keep_the_others_waiting(rt, clock):
+    """A client that went away cancels its request's waiter; the rest of its
+    batch is still answered, and its message is stored all the same."""
+    writer = IngestWriter(rt)
+    messages = [_incoming(clock, sender=f"+86137200{n:05d}") for n in range(3)]
+
+    async def scenario() -> list[object]:
+        tasks = [asyncio.ensure_future(writer.store(m)) for m in messages]
+        await asyncio.sleep(0)
+        tasks[1].cancel()
+        writer.start()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        writer.stop()
+    assert outcomes[0] is True and outcomes[2] is True
+    assert isinstance(outcomes[1], asyncio.CancelledError)
+    assert _stored(rt, [m.message_sid for m in messages]) == {m.message_sid: 1 for m in messages}
+
+
+def test_store_on_a_stopped_writer_raises(rt, clock):
+    writer = IngestWriter(rt)
+    writer.start()
+    writer.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        asyncio.run(writer.store(_incoming(clock)))
 
 
 def test_store_many_says_which_rows_were_new(rt, clock):

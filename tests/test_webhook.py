@@ -189,3 +189,43 @@ def test_metrics_report_database_counts(client, rt):
     assert 'gridline_inbound_messages{status="received"} 1.0' in body
     assert "gridline_webhook_seconds_count 1.0" in body
     assert "gridline_outbox_oldest_unsent_seconds 0.0" in body
+
+
+class _Counting:
+    """An ASGI middleware that counts the HTTP requests it sees."""
+
+    def __init__(self, app, seen: list[str]) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            self.seen.append(f"{scope['method']} {scope['path']}")
+        await self.app(scope, receive, send)
+
+
+def test_inbound_webhook_is_served_ahead_of_the_middleware_stack(rt, gateway):
+    """POST /sms/inbound goes straight to its endpoint (app/sms_webhooks.py);
+    the rest of the app, and the webhook's other methods, go through FastAPI's
+    stack. The endpoint is still listed in the API docs."""
+    from fastapi.testclient import TestClient
+
+    from app.web import create_app
+
+    seen: list[str] = []
+    app = create_app(runtime=rt, gateway=gateway, start_worker=False)
+    app.add_middleware(_Counting, seen=seen)
+    with TestClient(app) as client:
+        params = webhook_params(sender="+8613700000001", body="楼道灯坏了")
+        assert signed_post(client, "/sms/inbound", params).status_code == 200
+        refused = client.post("/sms/inbound", data=params, headers={"X-Twilio-Signature": "forged"})
+        assert refused.status_code == 403
+        assert refused.json() == {
+            "error": "forbidden",
+            "detail": "invalid or missing X-Twilio-Signature",
+        }
+        assert client.get("/sms/inbound").status_code == 405
+        assert client.get("/healthz").status_code == 200
+        docs = client.get("/openapi.json").json()["paths"]
+    assert seen == ["GET /sms/inbound", "GET /healthz", "GET /openapi.json"]
+    assert "post" in docs["/sms/inbound"] and "post" in docs["/sms/status"]
+    assert _count(rt, InboundMessage) == 1
