@@ -2,11 +2,12 @@
 status callbacks (`POST /sms/status`).
 
 The inbound webhook is the hot path of the service: every resident's text
-comes through it, in bursts when a typhoon comes. `GridlineApp` serves it
-ahead of FastAPI's middleware stack and router (exception middlewares, the
+comes through it, in bursts when a typhoon comes; status callbacks, one or
+more per SMS sent, come more often still. `GridlineApp` serves both ahead
+of FastAPI's middleware stack and router (exception middlewares, the
 route table, dependency solving), which cost as much CPU per webhook as the
 endpoint's own work: with them a web process answered about 1,000 webhooks
-a second on the bench host, without them about 1,500 (BENCHMARKS.md). The
+a second on the bench host, without them about 1,500 (BENCHMARKS.md). An
 endpoint is the same function either way, registered as a FastAPI route too
 (the API docs list it), and its errors render as the app's exception handlers
 render them: a `DomainError` as its 4xx JSON, an unreachable database as 503.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -36,19 +38,21 @@ from sms.signature import is_valid_signature, signed_url
 log = logging.getLogger("gridline.web")
 
 INBOUND_PATH = "/sms/inbound"
+STATUS_PATH = "/sms/status"
 EMPTY_TWIML = str(MessagingResponse())
 MAX_BODY_CHARS = 1600  # Twilio's own limit for one message body
 
 
 class GridlineApp(FastAPI):
-    """FastAPI, with `POST /sms/inbound` served before its middleware stack."""
+    """FastAPI, with the gateway's webhooks served before its middleware stack."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == INBOUND_PATH and scope["method"] == "POST":
+        endpoint = _FAST.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is not None and scope["method"] == "POST":
             scope["app"] = self  # what Starlette sets for `request.app`
             request = Request(scope, receive)
             try:
-                response = await sms_inbound(request)
+                response = await endpoint(request)
             except DomainError as exc:
                 response = await domain_error(request, exc)
             except Exception as exc:
@@ -211,6 +215,14 @@ async def sms_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
+# Served by `GridlineApp` ahead of the stack. Status callbacks come too: every
+# SMS sent brings one or more (sent, delivered, failed), more than the inbound.
+_FAST: dict[str, Callable[[Request], Awaitable[Response]]] = {
+    INBOUND_PATH: sms_inbound,
+    STATUS_PATH: sms_status,
+}
+
+
 def install_sms_webhooks(app: FastAPI) -> None:
     """Register both webhooks as routes (served, and listed in the API docs),
     and the error handlers they and the rest of the app answer with."""
@@ -223,5 +235,5 @@ def install_sms_webhooks(app: FastAPI) -> None:
         INBOUND_PATH, sms_inbound, methods=["POST"], response_class=Response, tags=["sms"]
     )
     app.add_api_route(
-        "/sms/status", sms_status, methods=["POST"], response_class=Response, tags=["sms"]
+        STATUS_PATH, sms_status, methods=["POST"], response_class=Response, tags=["sms"]
     )

@@ -203,10 +203,11 @@ class _Counting:
         await self.app(scope, receive, send)
 
 
-def test_inbound_webhook_is_served_ahead_of_the_middleware_stack(rt, gateway):
-    """POST /sms/inbound goes straight to its endpoint (app/sms_webhooks.py);
-    the rest of the app, and the webhook's other methods, go through FastAPI's
-    stack. The endpoint is still listed in the API docs."""
+def test_gateway_webhooks_are_served_ahead_of_the_middleware_stack(rt, gateway):
+    """POST /sms/inbound and /sms/status go straight to their endpoints
+    (app/sms_webhooks.py), errors answered as everywhere else; the rest of
+    the app, and the webhooks' other methods, go through FastAPI's stack.
+    Both are still listed in the API docs."""
     from fastapi.testclient import TestClient
 
     from app.web import create_app
@@ -223,6 +224,9 @@ def test_inbound_webhook_is_served_ahead_of_the_middleware_stack(rt, gateway):
             "error": "forbidden",
             "detail": "invalid or missing X-Twilio-Signature",
         }
+        status = {"MessageSid": params["MessageSid"], "MessageStatus": "delivered"}
+        assert signed_post(client, "/sms/status", status).status_code == 204
+        assert client.post("/sms/status", data=status).status_code == 403
         assert client.get("/sms/inbound").status_code == 405
         assert client.get("/healthz").status_code == 200
         docs = client.get("/openapi.json").json()["paths"]
