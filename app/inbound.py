@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Select, Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -99,10 +100,17 @@ def next_batch(session: Session, *, limit: int) -> list[InboundMessage]:
     each sender's oldest unprocessed one only (so at most one per sender, and a
     sender's messages in order across batches); rows another worker holds are
     skipped on PostgreSQL."""
+    return list(session.scalars(_next_batch_query(limit)))
+
+
+@functools.lru_cache(maxsize=8)
+def _next_batch_query(limit: int) -> Select[InboundMessage]:
+    # Built once per limit: constructing it cost about as much as running
+    # it, on every batch. A statement is immutable; executions share it.
     earlier = aliased(InboundMessage)
     # One sender's messages are processed in order: a message waits while an
     # earlier one from the same phone is unprocessed (or held by another worker).
-    stmt = (
+    return (
         select(InboundMessage)
         .where(
             InboundMessage.status == "received",
@@ -118,7 +126,6 @@ def next_batch(session: Session, *, limit: int) -> list[InboundMessage]:
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(session.scalars(stmt))
 
 
 def prefetch(ctx: Ctx, messages: list[InboundMessage]) -> None:

@@ -617,6 +617,7 @@ def deliver_due(
     batch: int = 20,
     concurrency: int = 1,
     yield_after: float = 0.0,
+    pool: Executor | None = None,
 ) -> dict[str, int]:
     """Send what is due, most urgent first, each row at most once; returns counts by outcome.
 
@@ -628,7 +629,9 @@ def deliver_due(
     Rows are leased `batch` at a time (one transaction), sent, and their
     outcomes recorded together (one more). With `concurrency` > 1 and a gateway
     that allows it (`sms.gateway.sends_concurrently`), up to that many sends
-    overlap on threads of this pass; otherwise they go in order.
+    overlap on threads: `pool`'s (a sender's, kept from pass to pass: starting
+    threads for every pass costs more than some of the sends), else a pool of
+    this pass's own; otherwise they go in order.
 
     The pass also ends after `max_seconds`, or as soon as `should_yield()` says
     so (the webhook woke the worker), looked at between batches: new inbound
@@ -657,7 +660,7 @@ def deliver_due(
     def may_start() -> bool:
         return time.monotonic() < send_deadline
 
-    pool: ThreadPoolExecutor | None = None
+    own_pool: ThreadPoolExecutor | None = None
     any_sent = False
     try:
         while len(seen) < limit and (not seen or time.monotonic() - started < budget):
@@ -690,17 +693,15 @@ def deliver_due(
                     continue
                 break
             seen.update(lease_.id for lease_ in leased.leases)
-            if (
-                pool is None
-                and concurrency > 1
-                and len(leased.leases) > 1
-                and sends_concurrently(gateway)
-            ):
-                pool = ThreadPoolExecutor(
-                    max_workers=concurrency, thread_name_prefix="gridline-send"
-                )
+            overlap: Executor | None = None
+            if concurrency > 1 and len(leased.leases) > 1 and sends_concurrently(gateway):
+                if pool is None and own_pool is None:
+                    own_pool = ThreadPoolExecutor(
+                        max_workers=concurrency, thread_name_prefix="gridline-send"
+                    )
+                overlap = pool or own_pool
             outcomes = _send_batch(
-                gateway, leased.leases, pool=pool, must_go=not any_sent, may_start=may_start
+                gateway, leased.leases, pool=overlap, must_go=not any_sent, may_start=may_start
             )
             any_sent = True
             results = _record_outcomes(
@@ -715,8 +716,8 @@ def deliver_due(
                 if result != "released":
                     counts[result] = counts.get(result, 0) + 1
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
+        if own_pool is not None:
+            own_pool.shutdown(wait=True)
     return counts
 
 

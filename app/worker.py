@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -308,8 +309,10 @@ def send_due(
     *,
     now: datetime,
     should_yield: Callable[[], bool] | None = None,
+    pool: Executor | None = None,
 ) -> dict[str, int]:
-    """The sending stage: `deliver_due` with the service's settings."""
+    """The sending stage: `deliver_due` with the service's settings (`pool`:
+    threads to overlap sends on, else the pass starts its own)."""
     return deliver_due(
         rt.sessions,
         gateway,
@@ -324,6 +327,7 @@ def send_due(
         concurrency=rt.settings.outbox_concurrency,
         # Send for a while before yielding to new inbound: a quarter of the pass.
         yield_after=rt.settings.outbox_pass_seconds / 4,
+        pool=pool,
     )
 
 
@@ -348,6 +352,10 @@ class Sender:
         self._stop = threading.Event()
         self._database_down = False
         self._thread = threading.Thread(target=self._run, name="gridline-sender", daemon=True)
+        # Its sends overlap on these threads, kept from pass to pass.
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, rt.settings.outbox_concurrency), thread_name_prefix="gridline-send"
+        )
         self.passes = 0
 
     def start(self) -> None:
@@ -360,6 +368,8 @@ class Sender:
         self._stop.set()
         self._due.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive():  # else its pass still sends on the pool
+            self._pool.shutdown(wait=True)
 
     def _run(self) -> None:
         # An eager writer (app/sqlite_lock.py), as webhooks and people are: its
@@ -369,7 +379,7 @@ class Sender:
             self._due.clear()
             failure: Exception | None = None
             try:
-                sent = send_due(self._rt, self._gateway, now=self._rt.clock())
+                sent = send_due(self._rt, self._gateway, now=self._rt.clock(), pool=self._pool)
             except Exception as exc:
                 failure, sent = exc, {}
             self._database_down = _outage(failure, self._database_down, "sender")

@@ -4,6 +4,7 @@ the pass that decided it goes on with the next message."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from app.db import unit_of_work
 from app.models import InboundMessage, OutboundMessage
 from app.runtime import Runtime
 from app.worker import Sender, process_inbound, run_once
+from sms.gateway import OutgoingSms, SendResult
 from tests.conftest import Clock, make_settings
 from tests.factories import WORKER_A, make_city, make_resident
 from tests.helpers import RecordingGateway
@@ -139,3 +141,49 @@ def test_a_forward_leaves_while_the_pass_goes_on(one_by_one: Runtime, clock: Clo
         sender.stop()
     # The first forward was at the gateway while the second message still waited.
     assert seen == [(1, 1), (0, 2)]
+
+
+class _ThreadRecordingGateway(RecordingGateway):
+    """Sends may overlap; remembers the thread each send ran on."""
+
+    concurrent = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def send(self, sms: OutgoingSms) -> SendResult:
+        with self._lock:
+            self.threads.append(threading.current_thread())
+            return super().send(sms)
+
+
+def test_the_sender_keeps_its_sending_threads_from_pass_to_pass(
+    one_by_one: Runtime, clock: Clock
+) -> None:
+    """Sends overlap on the sender's own threads, started once: a pass does
+    not start (and stop) threads of its own."""
+    gateway = _ThreadRecordingGateway()
+    sender = Sender(one_by_one, gateway)
+    sender.start()
+    alive_after: list[bool] = []
+    used: set[threading.Thread] = set()
+    try:
+        for resident in RESIDENTS[:2]:
+            _text_in(one_by_one, resident)
+            run_once(one_by_one, gateway, now=clock.now, send=False)
+            before, passes = len(gateway.threads), sender.passes
+            sender.poke()
+            wait_for(lambda: set(_statuses(one_by_one)) == {"sent"}, what="sent")
+            # The pass that sent is over (the next found nothing to send).
+            wait_for(lambda: sender.passes >= passes + 2, what="the passes to end")  # noqa: B023
+            this_round = set(gateway.threads[before:])
+            alive_after.append(all(t.is_alive() for t in this_round))
+            used |= this_round
+    finally:
+        sender.stop()
+    assert all(t.name.startswith("gridline-send") for t in used)  # sends overlapped
+    assert alive_after == [True, True]  # its threads outlive the passes
+    assert len(used) <= one_by_one.settings.outbox_concurrency
+    assert not any(t.is_alive() for t in used)  # stopped with the sender
