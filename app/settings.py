@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # app/worker_process.py), on PostgreSQL at this extra niceness; false: a thread.
     worker_process: bool = True
     worker_nice: int = Field(default=10, ge=0, le=19)
+    # GRIDLINE_SENDER_PROCESS: with a worker process, its outbox goes out from
+    # a second child process (an interpreter of its own: sending costs about a
+    # third of the worker's CPU at 50 texts/s); false: a thread of the worker.
+    sender_process: bool = True
     outbox_batch_size: int = 200  # SMS a worker pass sends at most (its time is bounded too)
     outbox_max_attempts: int = 8
     outbox_backoff_base_seconds: float = 5.0

@@ -343,15 +343,25 @@ class Sender:
     """
 
     def __init__(
-        self, rt: Runtime, gateway: Gateway, *, alive: Callable[[], bool] | None = None
+        self,
+        rt: Runtime,
+        gateway: Gateway,
+        *,
+        alive: Callable[[], bool] | None = None,
+        due: Any | None = None,
+        stop: Any | None = None,
     ) -> None:
         self._rt = rt
         self._gateway = gateway
         self._alive = alive
-        self._due = threading.Event()
-        self._stop = threading.Event()
+        # `due` and `stop`: events shared with other processes, for a sender
+        # in a process of its own (app/worker_process.py).
+        self._due = due if due is not None else threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._database_down = False
-        self._thread = threading.Thread(target=self._run, name="gridline-sender", daemon=True)
+        self._thread = threading.Thread(
+            target=self.run_forever, name="gridline-sender", daemon=True
+        )
         # Its sends overlap on these threads, kept from pass to pass.
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, rt.settings.outbox_concurrency), thread_name_prefix="gridline-send"
@@ -371,6 +381,12 @@ class Sender:
         if not self._thread.is_alive():  # else its pass still sends on the pool
             self._pool.shutdown(wait=True)
 
+    def run_forever(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._pool.shutdown(wait=False)
+
     def _run(self) -> None:
         # An eager writer (app/sqlite_lock.py), as webhooks and people are: its
         # transactions are short (a lease, the outcomes), and an inbound batch
@@ -386,7 +402,12 @@ class Sender:
             self.passes += 1
             # A pass that stopped at the sender's rate is not busy: wait.
             if not sent or "throttled" in sent:
-                self._due.wait(self._rt.settings.worker_poll_seconds)
+                _idle(
+                    self._due,
+                    self._rt.settings.worker_poll_seconds,
+                    alive=self._alive,
+                    stop=self._stop,
+                )
 
 
 def _outage(exc: Exception | None, was_down: bool, who: str) -> bool:
@@ -410,6 +431,8 @@ class WorkerThread:
 
     `wake` and `stop` may be given (multiprocessing events, for a worker in a
     child process: app/worker_process.py); `run_forever` is the loop itself.
+    Its outbox goes out on a `Sender` thread, or with `poke` given, from a
+    sender elsewhere (a process of its own), told after each commit by `poke`.
     """
 
     def __init__(
@@ -420,9 +443,11 @@ class WorkerThread:
         wake: Any | None = None,
         stop: Any | None = None,
         alive: Callable[[], bool] | None = None,
+        poke: Callable[[], None] | None = None,
     ) -> None:
         self._rt = rt
         self._gateway = gateway
+        self._poke = poke
         self._wake = wake if wake is not None else threading.Event()
         self._stop = stop if stop is not None else threading.Event()
         self._alive = alive  # False: stop (the process that started us is gone)
@@ -446,14 +471,17 @@ class WorkerThread:
     def run_forever(self) -> None:
         # Webhooks and people go first to SQLite's write lock (app/sqlite_lock.py).
         set_polite_writer()
-        sender = Sender(self._rt, self._gateway, alive=self._alive)
-        sender.start()
+        sender = Sender(self._rt, self._gateway, alive=self._alive) if self._poke is None else None
+        if sender is not None:
+            sender.start()
+        poke = sender.poke if sender is not None else self._poke
+        assert poke is not None
         try:
             while not self._stop.is_set() and (self._alive is None or self._alive()):
                 self._wake.clear()
                 failure: Exception | None = None
                 try:
-                    result = run_once(self._rt, self._gateway, send=False, committed=sender.poke)
+                    result = run_once(self._rt, self._gateway, send=False, committed=poke)
                 except Exception as exc:
                     failure, result = exc, PassResult()
                 self._database_down = _outage(failure, self._database_down, "worker")
@@ -464,15 +492,21 @@ class WorkerThread:
                 if not result.more:
                     self._idle(self._rt.settings.worker_poll_seconds)
         finally:
-            sender.stop()
+            if sender is not None:
+                sender.stop()
 
     def _idle(self, seconds: float) -> None:
-        """Wait to be woken, at most `seconds`; looking at `alive` every second."""
-        if self._alive is None:
-            self._wake.wait(seconds)
+        _idle(self._wake, seconds, alive=self._alive, stop=self._stop)
+
+
+def _idle(wake: Any, seconds: float, *, alive: Callable[[], bool] | None, stop: Any) -> None:
+    """Wait for `wake`, at most `seconds`; looking at `alive` every second (a
+    child process whose parent is gone stops within a second)."""
+    if alive is None:
+        wake.wait(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while alive() and not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0 or wake.wait(min(left, 1.0)):
             return
-        deadline = time.monotonic() + seconds
-        while self._alive() and not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0 or self._wake.wait(min(left, 1.0)):
-                return

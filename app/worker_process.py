@@ -12,10 +12,15 @@ worker's transactions hold the single write lock: descheduled while holding
 it, a low-priority worker would stall every writer behind it (the API, the
 console, the replay of the webhook's spill: app/ingest.py).
 
-The server wakes the child when a message is stored (a byte down a pipe,
-`PipeEvent`), stops it on shutdown, and if the server dies (even by SIGKILL)
-the child stops too: the kernel signals it (`PR_SET_PDEATHSIG`), and its
-loop checks its parent.
+The worker's outbox goes out from a second child, the sender
+(`GRIDLINE_SENDER_PROCESS`): at 50 texts a second one interpreter spent most
+of a core routing and sending, and a busy moment left routing behind. The
+worker tells the sender after each commit, as the server tells the worker.
+
+The server wakes the worker when a message is stored (a byte down a pipe,
+`PipeEvent`), stops both children on shutdown, and if the server dies (even
+by SIGKILL) they stop too: the kernel signals them (`PR_SET_PDEATHSIG`), and
+their loops check their parent.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import multiprocessing
 import os
 import select
 import signal
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from app.settings import Settings
@@ -44,11 +51,9 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
-    from app.gateways import build_gateway
+def _setup_child(settings: Settings, parent: int) -> Callable[[], bool]:
+    """What both children do first; returns their `alive` check."""
     from app.logging_setup import configure_logging
-    from app.runtime import Runtime, settle_heap
-    from app.worker import WorkerThread
 
     _die_with_parent()
     # A plain flag: taking the events' locks inside a signal handler could deadlock.
@@ -62,6 +67,17 @@ def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
         with contextlib.suppress(OSError):
             os.nice(settings.worker_nice)
     configure_logging(settings.log_level)
+    return lambda: not terminated and os.getppid() == parent
+
+
+def _child(settings: Settings, wake: Any, stop: Any, parent: int, due: Any | None) -> None:
+    """The worker: inbound, deadlines, webhooks; its outbox goes out here on a
+    thread, or with `due` from the sender process, told through `due`."""
+    from app.gateways import build_gateway
+    from app.runtime import Runtime, settle_heap
+    from app.worker import WorkerThread
+
+    alive = _setup_child(settings, parent)
     rt = Runtime.build(settings)
     gateway = build_gateway(settings)
     settle_heap()
@@ -71,8 +87,27 @@ def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
             gateway,
             wake=wake,
             stop=stop,
-            alive=lambda: not terminated and os.getppid() == parent,
+            alive=alive,
+            poke=due.set if due is not None else None,
         ).run_forever()
+    finally:
+        gateway.close()
+        rt.close()
+
+
+def _sender_child(settings: Settings, due: Any, stop: Any, parent: int) -> None:
+    """The sender: the outbox, whenever the worker commits (`due`) or a retry
+    comes due by the clock."""
+    from app.gateways import build_gateway
+    from app.runtime import Runtime, settle_heap
+    from app.worker import Sender
+
+    alive = _setup_child(settings, parent)
+    rt = Runtime.build(settings)
+    gateway = build_gateway(settings)
+    settle_heap()
+    try:
+        Sender(rt, gateway, alive=alive, due=due, stop=stop).run_forever()
     finally:
         gateway.close()
         rt.close()
@@ -119,38 +154,59 @@ class PipeEvent:
 
 
 class WorkerProcess:
-    """The worker as a child process, with `WorkerThread`'s start/wake/stop."""
+    """The worker as a child process, with `WorkerThread`'s start/wake/stop;
+    with `GRIDLINE_SENDER_PROCESS`, its sender as a second one."""
 
     def __init__(self, settings: Settings) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
         self._wake = PipeEvent()
         self._stop = context.Event()  # set once, at shutdown
+        self._due = PipeEvent() if settings.sender_process else None
         self._process = context.Process(
             target=_child,
-            args=(settings, self._wake, self._stop, os.getpid()),
+            args=(settings, self._wake, self._stop, os.getpid(), self._due),
             name="gridline-worker",
             daemon=True,
+        )
+        self._sender = (
+            context.Process(
+                target=_sender_child,
+                args=(settings, self._due, self._stop, os.getpid()),
+                name="gridline-sender",
+                daemon=True,
+            )
+            if self._due is not None
+            else None
         )
 
     @property
     def pid(self) -> int | None:
         return self._process.pid
 
+    def _processes(self) -> Sequence[BaseProcess]:
+        return [self._process] + ([self._sender] if self._sender is not None else [])
+
     def start(self) -> None:
-        self._process.start()
+        for process in self._processes():
+            process.start()
 
     def wake(self) -> None:
         self._wake.set()
 
     def is_alive(self) -> bool:
-        return self._process.is_alive()
+        return all(process.is_alive() for process in self._processes())
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        self._process.join(timeout)
-        if self._process.is_alive():
-            log.warning("worker process did not stop in %.0f s; terminating it", timeout)
-            self._process.terminate()
-            self._process.join(timeout)
+        if self._due is not None:
+            self._due.set()
+        for process in self._processes():
+            process.join(timeout)
+            if process.is_alive():
+                log.warning("%s did not stop in %.0f s; terminating it", process.name, timeout)
+                process.terminate()
+                process.join(timeout)
         self._wake.close()
+        if self._due is not None:
+            self._due.close()

@@ -204,6 +204,19 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _spawned(pid: int) -> list[int]:
+    """Children of `pid` started by multiprocessing's spawn (not its helpers)."""
+    found = []
+    for child in _children(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as handle:
+                if b"spawn_main" in handle.read():
+                    found.append(child)
+        except OSError:
+            continue
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -216,7 +229,11 @@ def test_worker_process_is_woken_by_the_webhook_and_dies_with_the_server(tmp_pat
     # Idle, the worker would look again only after a minute: the webhook wakes it.
     url, env = _embedded(tmp_path, GRIDLINE_WORKER_POLL_SECONDS="60")
     with serve_process(env) as (base, proc):
-        worker = wait_for(lambda: _children(proc.pid), what="the worker process")[0]  # type: ignore[index]
+        # The worker and its sender (GRIDLINE_SENDER_PROCESS), spawned children.
+        children = wait_for(
+            lambda: len(_spawned(proc.pid)) == 2 and _spawned(proc.pid),
+            what="the worker and sender processes",
+        )
         for count, body in enumerate(("楼道灯坏了", "三楼也不亮"), start=1):
             # The second arrives when the worker has gone idle (for a minute).
             assert _post(base, webhook_params(sender=RESIDENT, body=body)).status_code == 200
@@ -229,4 +246,8 @@ def test_worker_process_is_woken_by_the_webhook_and_dies_with_the_server(tmp_pat
             )
         proc.kill()  # SIGKILL: no shutdown code runs in the server
         proc.wait(10)
-        wait_for(lambda: not _alive(worker), timeout=20, what="the orphaned worker to exit")
+        wait_for(
+            lambda: not any(_alive(child) for child in children),  # type: ignore[union-attr]
+            timeout=20,
+            what="the orphaned worker and sender to exit",
+        )
