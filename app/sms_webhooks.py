@@ -5,9 +5,10 @@ The inbound webhook is the hot path of the service: every resident's text
 comes through it, in bursts when a typhoon comes; status callbacks, one or
 more per SMS sent, come more often still. `GridlineApp` serves both ahead
 of FastAPI's middleware stack and router (exception middlewares, the
-route table, dependency solving), which cost as much CPU per webhook as the
-endpoint's own work: with them a web process answered about 1,000 webhooks
-a second on the bench host, without them about 1,500 (BENCHMARKS.md). An
+route table, dependency solving), which cost about as much CPU per webhook
+as the endpoint's own work: on the bench host, with them (and a wake-up of
+the event loop per message, since batched: app/ingest.py) a web process
+spent 0.9–1.0 ms of CPU per webhook, without them 0.5–0.65 ms. An
 endpoint is the same function either way, registered as a FastAPI route too
 (the API docs list it), and its errors render as the app's exception handlers
 render them: a `DomainError` as its 4xx JSON, an unreachable database as 503.
