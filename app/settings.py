@@ -50,7 +50,17 @@ class Settings(BaseSettings):
     # GRIDLINE_SENDER_PROCESS: with a worker process, its outbox goes out from
     # a second child process (an interpreter of its own: sending costs about a
     # third of the worker's CPU at 50 texts/s); false: a thread of the worker.
-    sender_process: bool = True
+    # Unset: on PostgreSQL only. On SQLite the two processes take turns at the
+    # one write lock, and a backlog drained at half the rate (BENCHMARKS.md).
+    sender_process: bool | None = None
+
+    @property
+    def sends_from_own_process(self) -> bool:
+        """Whether a worker process sends its outbox from a process of its own."""
+        if self.sender_process is not None:
+            return self.sender_process
+        return not self.database_url.startswith("sqlite")
+
     outbox_batch_size: int = 200  # SMS a worker pass sends at most (its time is bounded too)
     outbox_max_attempts: int = 8
     outbox_backoff_base_seconds: float = 5.0

@@ -12,10 +12,12 @@ worker's transactions hold the single write lock: descheduled while holding
 it, a low-priority worker would stall every writer behind it (the API, the
 console, the replay of the webhook's spill: app/ingest.py).
 
-The worker's outbox goes out from a second child, the sender
+On PostgreSQL the worker's outbox goes out from a second child, the sender
 (`GRIDLINE_SENDER_PROCESS`): at 50 texts a second one interpreter spent most
 of a core routing and sending, and a busy moment left routing behind. The
 worker tells the sender after each commit, as the server tells the worker.
+Not on SQLite by default: there the two take turns at the one write lock,
+and a backlog drained at half the rate of a worker sending on a thread.
 
 The server wakes the worker when a message is stored (a byte down a pipe,
 `PipeEvent`), stops both children on shutdown, and if the server dies (even
@@ -161,7 +163,7 @@ class WorkerProcess:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
         self._wake = PipeEvent()
         self._stop = context.Event()  # set once, at shutdown
-        self._due = PipeEvent() if settings.sender_process else None
+        self._due = PipeEvent() if settings.sends_from_own_process else None
         self._process = context.Process(
             target=_child,
             args=(settings, self._wake, self._stop, os.getpid(), self._due),

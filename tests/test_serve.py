@@ -25,6 +25,7 @@ from twilio.request_validator import RequestValidator
 from app.db import make_engine, make_sessionmaker, unit_of_work
 from app.migrate import upgrade
 from app.models import Case, OutboundMessage
+from app.settings import Settings
 from tests.factories import RESIDENT, WORKER_A, WORKER_B, make_city
 from tests.helpers import AUTH_TOKEN, new_sid, webhook_params
 from tests.pg import _free_port
@@ -204,6 +205,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def test_the_sender_has_a_process_of_its_own_on_postgresql_only_unless_told():
+    def sends_apart(url: str, **given: object) -> bool:
+        return Settings(_env_file=None, database_url=url, **given).sends_from_own_process  # type: ignore[call-arg]
+
+    assert sends_apart("postgresql+psycopg://gridline@db/gridline") is True
+    assert sends_apart("sqlite:///gridline.db") is False
+    assert sends_apart("sqlite:///gridline.db", sender_process=True) is True
+    assert sends_apart("postgresql+psycopg://gridline@db/gridline", sender_process=False) is False
+
+
 def _spawned(pid: int) -> list[int]:
     """Children of `pid` started by multiprocessing's spawn (not its helpers)."""
     found = []
@@ -227,7 +238,10 @@ def _alive(pid: int) -> bool:
 
 def test_worker_process_is_woken_by_the_webhook_and_dies_with_the_server(tmp_path):
     # Idle, the worker would look again only after a minute: the webhook wakes it.
-    url, env = _embedded(tmp_path, GRIDLINE_WORKER_POLL_SECONDS="60")
+    # Its sender in a process of its own too (on SQLite not by default), told by it.
+    url, env = _embedded(
+        tmp_path, GRIDLINE_WORKER_POLL_SECONDS="60", GRIDLINE_SENDER_PROCESS="true"
+    )
     with serve_process(env) as (base, proc):
         # The worker and its sender (GRIDLINE_SENDER_PROCESS), spawned children.
         children = wait_for(
