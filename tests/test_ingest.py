@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,6 +102,28 @@ def test_a_stopped_writer_refuses_instead_of_dropping(rt, clock):
         writer.submit(_incoming(clock)).result(timeout=5)
 
 
+def _through_the_loop(
+    writer: IngestWriter,
+    messages: list[Incoming],
+    *,
+    meanwhile: Callable[[asyncio.AbstractEventLoop, list[asyncio.Future[bool]]], object],
+) -> list[object]:
+    """Queue `messages` with `store` from one event loop, run `meanwhile`, then
+    start the writer; each message's outcome (a result or an exception)."""
+
+    async def scenario() -> list[object]:
+        tasks = [asyncio.ensure_future(writer.store(m)) for m in messages]
+        await asyncio.sleep(0)  # every task has queued its message: one batch
+        meanwhile(asyncio.get_running_loop(), tasks)
+        writer.start()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        return asyncio.run(scenario())
+    finally:
+        writer.stop()
+
+
 def test_webhooks_waiting_on_the_loop_are_woken_once_per_batch(rt, clock):
     """`store` (the webhook's way in): each coroutine gets its own outcome, new,
     repeated or failed, and the writer wakes the event loop once for a whole
@@ -114,9 +136,7 @@ def test_webhooks_waiting_on_the_loop_are_woken_once_per_batch(rt, clock):
     bad.from_phone = None  # type: ignore[assignment]  # NOT NULL: fails alone
     wakes = 0
 
-    async def scenario() -> list[object]:
-        nonlocal wakes
-        loop = asyncio.get_running_loop()
+    def count_wakes(loop: asyncio.AbstractEventLoop, _tasks: list[asyncio.Future[bool]]) -> None:
         call_soon_threadsafe = loop.call_soon_threadsafe
 
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -125,15 +145,8 @@ def test_webhooks_waiting_on_the_loop_are_woken_once_per_batch(rt, clock):
             return call_soon_threadsafe(*args, **kwargs)
 
         loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
-        tasks = [asyncio.ensure_future(writer.store(m)) for m in [*good, *twice, bad]]
-        await asyncio.sleep(0)  # every task has queued its message: one batch
-        writer.start()
-        return await asyncio.gather(*tasks, return_exceptions=True)
 
-    try:
-        outcomes = asyncio.run(scenario())
-    finally:
-        writer.stop()
+    outcomes = _through_the_loop(writer, [*good, *twice, bad], meanwhile=count_wakes)
     assert outcomes[:30] == [True] * 30
     assert outcomes[30:32] == [True, False]
     assert isinstance(outcomes[32], IntegrityError)
@@ -148,18 +161,7 @@ def test_a_webhook_that_gave_up_does_not_keep_the_others_waiting(rt, clock):
     batch is still answered, and its message is stored all the same."""
     writer = IngestWriter(rt)
     messages = [_incoming(clock, sender=f"+86137200{n:05d}") for n in range(3)]
-
-    async def scenario() -> list[object]:
-        tasks = [asyncio.ensure_future(writer.store(m)) for m in messages]
-        await asyncio.sleep(0)
-        tasks[1].cancel()
-        writer.start()
-        return await asyncio.gather(*tasks, return_exceptions=True)
-
-    try:
-        outcomes = asyncio.run(scenario())
-    finally:
-        writer.stop()
+    outcomes = _through_the_loop(writer, messages, meanwhile=lambda _loop, tasks: tasks[1].cancel())
     assert outcomes[0] is True and outcomes[2] is True
     assert isinstance(outcomes[1], asyncio.CancelledError)
     assert _stored(rt, [m.message_sid for m in messages]) == {m.message_sid: 1 for m in messages}
