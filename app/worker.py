@@ -378,14 +378,12 @@ class Sender:
         self._stop.set()
         self._due.set()
         self._thread.join(timeout)
-        if not self._thread.is_alive():  # else its pass still sends on the pool
-            self._pool.shutdown(wait=True)
 
     def run_forever(self) -> None:
         try:
             self._run()
         finally:
-            self._pool.shutdown(wait=False)
+            self._pool.shutdown(wait=True)  # idle by now: a pass waits for its sends
 
     def _run(self) -> None:
         # An eager writer (app/sqlite_lock.py), as webhooks and people are: its
@@ -490,13 +488,11 @@ class WorkerThread:
                 # meanwhile has set the wake event: no wait then); the sender
                 # was told of every commit and polls for the rest itself.
                 if not result.more:
-                    self._idle(self._rt.settings.worker_poll_seconds)
+                    seconds = self._rt.settings.worker_poll_seconds
+                    _idle(self._wake, seconds, alive=self._alive, stop=self._stop)
         finally:
             if sender is not None:
                 sender.stop()
-
-    def _idle(self, seconds: float) -> None:
-        _idle(self._wake, seconds, alive=self._alive, stop=self._stop)
 
 
 def _idle(wake: Any, seconds: float, *, alive: Callable[[], bool] | None, stop: Any) -> None:

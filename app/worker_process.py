@@ -157,7 +157,7 @@ class PipeEvent:
 
 class WorkerProcess:
     """The worker as a child process, with `WorkerThread`'s start/wake/stop;
-    with `GRIDLINE_SENDER_PROCESS`, its sender as a second one."""
+    its sender as a second one when `Settings.sends_from_own_process`."""
 
     def __init__(self, settings: Settings) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
@@ -181,10 +181,6 @@ class WorkerProcess:
             else None
         )
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
     def _processes(self) -> Sequence[BaseProcess]:
         return [self._process] + ([self._sender] if self._sender is not None else [])
 
@@ -194,9 +190,6 @@ class WorkerProcess:
 
     def wake(self) -> None:
         self._wake.set()
-
-    def is_alive(self) -> bool:
-        return all(process.is_alive() for process in self._processes())
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

@@ -304,8 +304,9 @@ def main() -> None:
         "",
         f"`{command('bench.bench_e2e')}` — {today()}, {machine()}.",
         f"Load average (1/5/15 min) at the start: {load_start}; at the end: {loadavg()}.",
-        f"Medians of {args.runs} runs. `gridline serve` (twilio provider, its worker and its "
-        f"sender child processes) against the fake Twilio REST server; signed webhooks at "
+        f"Medians of {args.runs} runs. `gridline serve` (twilio provider, its worker a child "
+        f"process and on PostgreSQL its sender another) against the fake Twilio REST "
+        f"server; signed webhooks at "
         f"each rate for {args.seconds:.0f} s (open loop, after {WARMUP} warm-up messages have gone "
         f"through; `+N workers`: N more `gridline worker` processes on the same database), "
         f"each from a distinct registered household of the demo "

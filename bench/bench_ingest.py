@@ -202,7 +202,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
         f"Load average (1/5/15 min) at the start: {args.load_start}; at the end: {loadavg()}.",
         f"Medians of {args.runs} runs. Each figure: a fresh database with the demo city and "
         f"one registered household per message, `gridline serve` (uvicorn as in production, "
-        f"its worker and its sender child processes, signatures checked, console provider), "
+        f"its worker a child process and on PostgreSQL its sender another, signatures "
+        f"checked, console provider), "
         f"{args.messages:,} signed webhooks with new MessageSids from the bench's own "
         f"process (an asyncio load generator) on keep-alive connections"
         + (
@@ -256,7 +257,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
             "request's scheduled start). The ratio column is Gridline's throughput as a "
             "fraction of the bare app's in the same run. CPU ms/msg: CPU time (user + "
             "system, /proc) of the server process per answered webhook, and of its child "
-            "processes (worker and sender), over the measured load.",
+            "processes (the worker, and on PostgreSQL its sender), over the measured load.",
         ]
     return "\n".join(lines)
 

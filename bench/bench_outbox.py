@@ -154,8 +154,8 @@ def main() -> None:
         f"Load average (1/5/15 min) at the start: {load_start}; at the end: {loadavg()}.",
         f"Medians of {args.runs} runs. A fresh database with the demo city and "
         f"{args.backlog:,} pending bulk SMS (PRIORITY_BULK) in the outbox; `gridline serve` "
-        f"(twilio provider against the fake Twilio REST server, its worker and sender child "
-        f"processes, "
+        f"(twilio provider against the fake Twilio REST server, its worker a child process "
+        f"and on PostgreSQL its sender another, "
         f"GRIDLINE_SENDER_RATE_PER_S={args.sender_rate:g}). Once it drains the backlog: the send "
         f'rate at the gateway over {args.window:g} s, then a resident\'s "着火了" (urgent '
         f"policy) and the time from its webhook POST to its forward at the gateway.",

@@ -235,8 +235,9 @@ def gridline_server(
     worker: bool = True,
     **extra: str,
 ) -> Server:
-    """`gridline serve` (uvicorn as in production, its worker and sender child processes;
-    `worker=False`: `serve --no-worker`, as on a web host with separate worker hosts)."""
+    """`gridline serve` (uvicorn as in production, its worker a child process, on
+    PostgreSQL its sender another; `worker=False`: `serve --no-worker`, as on a web
+    host with separate worker hosts)."""
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     env = gridline_env(
