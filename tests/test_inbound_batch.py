@@ -3,9 +3,11 @@ the outcome of every message is what it would be processed on its own."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -360,11 +362,56 @@ def test_on_sqlite_a_waiting_writer_ends_the_batch_once_it_has_run_its_share(
     assert taken == (ids[:1] if sqlite and yield_seconds == 0 else ids)
 
 
-def _batch_with_a_writer_waiting(rt: Runtime, clock: Clock) -> tuple[list[int], list[int]]:
+def test_on_sqlite_the_wait_for_the_lock_is_not_the_batch_s_own_time(
+    sqlite_template: Path, tmp_path: Path, clock: Clock
+) -> None:
+    """A batch that waited for the write lock longer than `inbound_yield_seconds`
+    has not run that long yet: when an eager writer queues after its first
+    message, it goes on. (It used to commit then, after every message, its
+    fixed cost paid per message: at 50 messages/s the worker fell behind.)
+    The pace that sizes the next batch leaves the wait out too."""
+    path = tmp_path / "gridline.db"
+    shutil.copyfile(sqlite_template, path)
+    rt = make_rt(f"sqlite:///{path}", clock, inbound_yield_seconds=0.5)
+    lock = lock_for(str(path))
+    holding = threading.Event()
+
+    def hold_the_lock() -> None:  # an eager writer in a long transaction
+        with unit_of_work(rt.sessions) as session:
+            session.execute(select(func.count()).select_from(Region))
+            holding.set()
+            deadline = time.monotonic() + 20
+            while lock.waiting() < 1:  # until the worker's batch queues behind it
+                assert time.monotonic() < deadline, "the batch never waited"
+                time.sleep(0.005)
+            time.sleep(1.0)  # the batch waits a second: twice its yield time
+
+    holder = threading.Thread(target=hold_the_lock)
+
+    def first() -> None:
+        holder.start()
+        assert holding.wait(20)
+
+    try:
+        with unit_of_work(rt.sessions) as session:
+            make_city(session)
+        taken, ids = _batch_with_a_writer_waiting(rt, clock, before=first)
+        holder.join(20)
+        assert taken == ids
+        assert rt.caches["inbound_seconds_per_message"] < 1.0 / len(ids)
+    finally:
+        rt.close()
+
+
+def _batch_with_a_writer_waiting(
+    rt: Runtime, clock: Clock, *, before: Callable[[], None] = lambda: None
+) -> tuple[list[int], list[int]]:
     """A batch of five messages during which, after the first, an eager writer
-    queues for the lock; (the ids taken, the ids stored)."""
+    queues for the lock; (the ids taken, the ids stored). `before` runs once
+    the messages are stored, just before the batch."""
     phones = senders(rt, "710")
     ids = [text_in(rt, phone, "楼道灯坏了") for phone in phones]
+    before()
     sqlite = rt.engine.dialect.name == "sqlite"
     webhook_done = threading.Event()
 
