@@ -25,7 +25,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from app import memo
 from app.models import InboundMessage, OutboundMessage
@@ -198,9 +198,11 @@ def flooded(ctx: Ctx, message: InboundMessage) -> bool:
 
 def prefetch(ctx: Ctx, messages: list[InboundMessage]) -> None:
     """Answer the guards' questions for a batch of messages (one per sender) in
-    three queries instead of three per message, into the transaction's memo.
+    two queries instead of three per message, into the transaction's memo.
     The same conditions as `flooded`, `is_repeat` and `_auto_replies_sent`,
-    evaluated here on the few rows that can match."""
+    evaluated here on the few rows that can match: the senders' earlier
+    messages within the flood window, and those with one of the batch's texts
+    within the repeat window."""
     session = ctx.session
     if memo.table_of(session) is None or not messages:
         return
@@ -210,9 +212,21 @@ def prefetch(ctx: Ctx, messages: list[InboundMessage]) -> None:
     last_at = max(m.received_at for m in messages)
     first_at = min(m.received_at for m in messages)
     held = memo.enable(session)
-
-    def earlier(since: datetime, *where: Any) -> list[tuple[int, str, datetime, str]]:
-        rows = session.execute(
+    flood = settings.inbound_flood_per_minute > 0
+    span = timedelta(seconds=settings.auto_reply_repeat_seconds)
+    ranges: list[Any] = []
+    if flood:
+        ranges.append(InboundMessage.received_at >= first_at - FLOOD_WINDOW)
+    if span:
+        ranges.append(
+            and_(
+                InboundMessage.received_at >= first_at - span,
+                InboundMessage.body.in_({m.body for m in messages}),
+            )
+        )
+    rows: list[tuple[int, str, datetime, str]] = []
+    if ranges:
+        found = session.execute(
             select(
                 InboundMessage.id,
                 InboundMessage.from_phone,
@@ -220,16 +234,13 @@ def prefetch(ctx: Ctx, messages: list[InboundMessage]) -> None:
                 InboundMessage.body,
             ).where(
                 InboundMessage.from_phone.in_(phones),
-                InboundMessage.received_at >= since,
                 InboundMessage.received_at <= last_at,
                 InboundMessage.id < last_id,
-                *where,
+                or_(*ranges),
             )
         )
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-    if settings.inbound_flood_per_minute > 0:
-        rows = earlier(first_at - FLOOD_WINDOW)
+        rows = [(r[0], r[1], r[2], r[3]) for r in found]
+    if flood:
         for m in messages:
             held[("flood_earlier", m.id)] = sum(
                 1
@@ -238,10 +249,7 @@ def prefetch(ctx: Ctx, messages: list[InboundMessage]) -> None:
                 and m.received_at - FLOOD_WINDOW < at <= m.received_at
                 and id_ < m.id
             )
-    window = settings.auto_reply_repeat_seconds
-    if window > 0:
-        span = timedelta(seconds=window)
-        rows = earlier(first_at - span, InboundMessage.body.in_({m.body for m in messages}))
+    if span:
         for m in messages:
             session.info[("gridline.repeat", m.id)] = any(
                 phone == m.from_phone
