@@ -128,20 +128,25 @@ def _code_width(session: Session) -> int:
 def assign_code(session: Session, case: Case, *, rng: random.Random | None = None) -> None:
     """Give `case` a code unique among live cases.
 
-    Candidates are checked first. On PostgreSQL the unique constraint on
-    `open_code` is what guarantees it against a concurrent worker, so a
-    collision retries. On SQLite the transaction holds the one write lock from
-    its BEGIN, so nobody can take a code between the check and the write: the
-    case's INSERT carries its code, no savepoint, no UPDATE.
+    Candidates are checked first; a new case's INSERT then carries its code
+    (no savepoint, no UPDATE) where nobody can take the code between the check
+    and the write, or where a collision costs little:
+    - SQLite: the transaction holds the one write lock from its BEGIN.
+    - A batch of messages on PostgreSQL (the memo on): a concurrent worker
+      could take the same code first, one of eight random free candidates,
+      hardly ever; the unique constraint on `open_code` then fails the batch,
+      which is rolled back and processed one message at a time (app/worker.py),
+      each with the savepoint below.
+    Otherwise (PostgreSQL) the case is flushed first and its code written in a
+    savepoint, retried with new candidates on a collision.
     """
     rng = rng or random.SystemRandom()
     new = inspect(case).pending
     had_code = case.open_code is not None
     sqlite = session.get_bind().dialect.name == "sqlite"
-    # SQLite: the case is written once, with its code. PostgreSQL: the queries
-    # flush it first, so that the savepoint holds the code's UPDATE alone.
+    one_write = sqlite or (new and memo.table_of(session) is not None)
     for _ in range(20):
-        with session.no_autoflush if sqlite else contextlib.nullcontext():
+        with session.no_autoflush if one_write else contextlib.nullcontext():
             width = _code_width(session)
             low, high = 10 ** (width - 1), 10**width - 1
             candidates = {str(rng.randint(low, high)) for _ in range(8)}
@@ -152,7 +157,7 @@ def assign_code(session: Session, case: Case, *, rng: random.Random | None = Non
         if not free:
             continue
         code = rng.choice(free)
-        if sqlite:
+        if one_write:
             case.code = case.open_code = code
             session.flush()
             _coded(session, case, new=new, had_code=had_code)

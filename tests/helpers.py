@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -23,6 +24,17 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://gridline.example.org"
 
 _sids = itertools.count(1)
+
+
+class Scripted(random.Random):
+    """Proposes the given case codes first (as `randint`), then random ones."""
+
+    def __init__(self, codes: list[int]) -> None:
+        super().__init__(7)
+        self._codes = list(codes)
+
+    def randint(self, a: int, b: int) -> int:
+        return self._codes.pop(0) if self._codes else super().randint(a, b)
 
 
 @dataclass

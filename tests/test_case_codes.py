@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,23 +14,13 @@ from app.cases import _code_width, assign_code
 from app.db import unit_of_work
 from app.models import Case
 from app.runtime import Runtime
+from tests.helpers import Scripted
 
 
 def new_case(session: Session, phone: str) -> Case:
     case = Case(code="", status="open", resident_phone=phone, summary="")
     session.add(case)
     return case
-
-
-class Scripted(random.Random):
-    """Proposes the given codes first (as `randint`), then random ones."""
-
-    def __init__(self, codes: list[int]) -> None:
-        super().__init__(7)
-        self._codes = list(codes)
-
-    def randint(self, a: int, b: int) -> int:
-        return self._codes.pop(0) if self._codes else super().randint(a, b)
 
 
 def test_a_taken_code_is_never_given_again_while_its_case_is_live(rt: Runtime) -> None:
@@ -81,9 +70,21 @@ def test_a_batch_counts_live_codes_once_and_keeps_the_count(rt: Runtime) -> None
     counts = sum(1 for s in seen if s == "SELECT")
     # One count, then one candidates query per case (5), and the final check's count.
     assert counts == 1 + 5 + 1
-    if rt.engine.dialect.name == "sqlite":
-        # The write lock is held: each case is INSERTed with its code, never UPDATEd.
-        assert "UPDATE" not in seen and "SAVEPOINT" not in seen
-        assert seen.count("INSERT") == 5
+    # Each new case is INSERTed with its code, never UPDATEd: on SQLite the write
+    # lock is held; on PostgreSQL a collision would fail the batch (tests/
+    # test_inbound_batch.py shows its messages are then processed one by one).
+    assert "UPDATE" not in seen and "SAVEPOINT" not in seen
+    assert seen.count("INSERT") == 5
     with rt.sessions() as s:
         assert len(set(s.scalars(select(Case.open_code)))) == 5
+
+
+def test_outside_a_batch_postgresql_writes_the_code_in_a_savepoint(rt: Runtime) -> None:
+    """A case opened on its own (a message processed alone, a reopened case):
+    on PostgreSQL its code is written in a savepoint, retried on a collision."""
+    with unit_of_work(rt.sessions) as session, statements(session) as seen:
+        assign_code(session, new_case(session, "+8613700000199"))
+    if rt.engine.dialect.name == "postgresql":
+        assert seen.count("SAVEPOINT") == 1 and seen.count("UPDATE") == 1
+    else:
+        assert "SAVEPOINT" not in seen and "UPDATE" not in seen

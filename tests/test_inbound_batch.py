@@ -3,6 +3,7 @@ the outcome of every message is what it would be processed on its own."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import threading
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app import inbound, memo, worker
 from app.cases import Ctx
@@ -29,9 +30,9 @@ from app.models import (
 from app.runtime import Runtime
 from app.sqlite_lock import lock_for, polite_writer
 from app.worker import process_batch, process_inbound, process_one
-from tests.conftest import Clock, make_settings
+from tests.conftest import Clock, _truncate_all, make_settings
 from tests.factories import WORKER_A, make_city, make_resident
-from tests.helpers import new_sid
+from tests.helpers import Scripted, new_sid
 
 
 def make_rt(db_url: str, clock: Clock, **overrides: object) -> Runtime:
@@ -401,6 +402,65 @@ def test_on_sqlite_the_wait_for_the_lock_is_not_the_batch_s_own_time(
         assert rt.caches["inbound_seconds_per_message"] < 1.0 / len(ids)
     finally:
         rt.close()
+
+
+def test_on_postgresql_a_code_taken_by_another_worker_fails_the_batch_not_its_messages(
+    pg_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In a batch a new case's INSERT carries its code, checked free, without a
+    savepoint. When another worker takes the same code first, the unique
+    constraint fails the batch: it is rolled back and its messages processed
+    one by one (each code then written in a savepoint), none lost or failed."""
+    rt = make_rt(pg_url, clock)
+    rival = rt.sessions()
+    try:
+        with unit_of_work(rt.sessions) as session:
+            make_city(session)
+        phones = senders(rt, "720")[:3]
+        for phone in phones:
+            text_in(rt, phone, "楼道灯坏了")
+        # The batch's first case draws 4321 eight times; every later draw is random.
+        draws = iter([Scripted([4321] * 8)])
+        monkeypatch.setattr(random, "SystemRandom", lambda: next(draws, random.Random()))
+        # Another worker's case holds 4321, not committed yet: invisible to the check.
+        rival.add(
+            Case(
+                code="4321",
+                open_code="4321",
+                status="open",
+                resident_phone="+8613799990001",
+                summary="",
+            )
+        )
+        rival.flush()
+        outcome: list[tuple[int, int]] = []
+        batch = threading.Thread(target=lambda: outcome.append(process_inbound(rt, now=clock.now)))
+        batch.start()
+        with rt.engine.connect() as watch:  # until the batch's INSERT waits for the rival's row
+            deadline = time.monotonic() + 20
+            while not watch.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            ):
+                assert time.monotonic() < deadline, "the batch never waited for the rival"
+                time.sleep(0.01)
+        rival.commit()
+        batch.join(30)
+        assert outcome == [(3, 0)]
+        assert statuses(rt) == {"processed": 3}
+        failed = [r for r in caplog.records if "processing them one by one" in r.getMessage()]
+        assert len(failed) == 1 and "uq_cases_open_code" in str(failed[0].exc_info[1])
+        with rt.sessions() as s:
+            codes = {
+                phone: code
+                for phone, code in s.execute(select(Case.resident_phone, Case.open_code))
+            }
+        assert codes["+8613799990001"] == "4321"
+        mine = [codes[p] for p in phones if p in codes]
+        assert len(mine) == len(set(mine)) == 3 and "4321" not in mine
+    finally:
+        rival.close()
+        rt.close()
+        _truncate_all(pg_url)
 
 
 def _batch_with_a_writer_waiting(
