@@ -51,19 +51,6 @@ class PassResult:
         sending = bool(self.sent) and "throttled" not in self.sent
         return self.cut_short or sending
 
-    @property
-    def busy(self) -> bool:
-        # A pass that stopped at the sender's rate is not busy: the worker waits.
-        sent = {} if "throttled" in self.sent else self.sent
-        return bool(
-            self.replayed
-            or self.inbound
-            or self.inbound_failed
-            or self.steps
-            or sent
-            or self.webhooks
-        )
-
 
 def process_inbound(
     rt: Runtime,

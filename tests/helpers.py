@@ -26,6 +26,20 @@ PUBLIC_URL = "https://gridline.example.org"
 _sids = itertools.count(1)
 
 
+def did_work(result: PassResult) -> bool:
+    """Whether a worker pass did anything (a throttled send is not work): tests
+    run passes until one does nothing."""
+    sent = {} if "throttled" in result.sent else result.sent
+    return bool(
+        result.replayed
+        or result.inbound
+        or result.inbound_failed
+        or result.steps
+        or sent
+        or result.webhooks
+    )
+
+
 class Scripted(random.Random):
     """Proposes the given case codes first (as `randint`), then random ones."""
 

@@ -16,7 +16,7 @@ from app.worker import run_once
 from sms.templates import render
 from tests.conftest import Clock, make_settings
 from tests.factories import RESIDENT, WORKER_A, make_city, make_resident
-from tests.helpers import RecordingGateway, new_sid, signed_post, webhook_params
+from tests.helpers import RecordingGateway, did_work, new_sid, signed_post, webhook_params
 
 FLOODER = RESIDENT  # registered in DH-01, so their case is forwarded to worker A
 AUTO = "+8613700000777"  # an unregistered number with an auto-responder
@@ -53,7 +53,7 @@ def text_in(rt: Runtime, sender: str, body: str) -> None:
 
 def drain(rt: Runtime, gateway: RecordingGateway) -> None:
     for _ in range(50):
-        if not run_once(rt, gateway).busy:
+        if not did_work(run_once(rt, gateway)):
             return
     raise AssertionError("the worker never went idle")
 

@@ -278,7 +278,7 @@ def test_the_worker_applies_the_rate_setting(db_url, clock: Clock) -> None:
         gateway = RecordingGateway()
         first = run_once(rt, gateway)
         assert first.sent == {"sent": 3, "throttled": 1}
-        assert not first.busy  # throttled: the worker waits instead of spinning
+        assert not first.more  # throttled: the worker waits instead of spinning
         clock.advance(seconds=1)
         assert run_once(rt, gateway).sent == {"sent": 3, "throttled": 1}
         with rt.sessions() as s:
