@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from urllib.parse import urlencode
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from app.db import unit_of_work
@@ -233,3 +235,35 @@ def test_gateway_webhooks_are_served_ahead_of_the_middleware_stack(rt, gateway):
     assert seen == ["GET /sms/inbound", "GET /healthz", "GET /openapi.json"]
     assert "post" in docs["/sms/inbound"] and "post" in docs["/sms/status"]
     assert _count(rt, InboundMessage) == 1
+
+
+def test_a_fault_behind_a_webhook_is_a_500_and_an_unreachable_database_a_503(
+    rt, gateway, monkeypatch
+):
+    """The fast path (app/sms_webhooks.py) hands an unexpected error on to the
+    server, which answers 500 (as FastAPI's own stack would), and answers an
+    unreachable database with 503 and Retry-After. A fault is injected where
+    the status callback records its status: no real input reaches it."""
+    from fastapi.testclient import TestClient
+
+    from app import sms_webhooks
+    from app.web import create_app
+
+    def bug(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    def unreachable(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    status = {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"}
+    app = create_app(runtime=rt, gateway=gateway, start_worker=False)
+    monkeypatch.setattr(sms_webhooks, "record_delivery_status", bug)
+    with TestClient(app) as client, pytest.raises(RuntimeError, match="a bug"):
+        signed_post(client, "/sms/status", status)  # re-raised to the server
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = signed_post(client, "/sms/status", status)
+        assert answer.status_code == 500 and "a bug" not in answer.text
+        monkeypatch.setattr(sms_webhooks, "record_delivery_status", unreachable)
+        answer = signed_post(client, "/sms/status", status)
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+        assert answer.json()["error"] == "unavailable"
