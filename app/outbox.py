@@ -36,7 +36,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import memo
 from app.db import database_unavailable, unit_of_work
-from app.models import DeliveryAttempt, DeliveryReport, OutboundMessage, ScheduledStep
+from app.delivery_status import apply_early_reports, clip_code, not_delivered
+from app.models import DeliveryAttempt, OutboundMessage
 from app.models_reliability import SenderRate
 from sms.gateway import (
     Gateway,
@@ -141,12 +142,7 @@ class Backoff:
 
 # Column widths of OutboundMessage/DeliveryAttempt: a longer code would make
 # PostgreSQL refuse the write that records the outcome.
-_CODE_WIDTH = 16
 _MESSAGE_WIDTH = 2000
-
-
-def _code(code: str | None) -> str | None:
-    return code[:_CODE_WIDTH] if code else None
 
 
 def _text(message: str) -> str:
@@ -387,7 +383,7 @@ class _Recorded:
     def flush(self, session: Session, *, now: datetime) -> None:
         if self.attempts:
             session.execute(insert(DeliveryAttempt), self.attempts)
-        _apply_early_reports(session, self.sent, now=now)
+        apply_early_reports(session, self.sent, now=now)
 
 
 def _record_batch(
@@ -457,19 +453,19 @@ def _apply(
             row,
             at=now,
             outcome="permanent" if permanent else "transient",
-            error_code=_code(outcome.code),
+            error_code=clip_code(outcome.code),
             error_message=_text(outcome.message),
             ambiguous=isinstance(outcome, TransientSendError) and outcome.ambiguous,
         )
         if not current:
             # Another worker took the row over after our lease expired; it decides.
             return "stale"
-        row.error_code = _code(outcome.code)
+        row.error_code = clip_code(outcome.code)
         row.error_message = _text(outcome.message)
         row.lease_until = None
         if permanent:
             row.status = "failed"
-            _not_delivered(session, row, now=now)
+            not_delivered(session, row, now=now)
         elif row.attempts >= backoff.max_attempts:
             row.status = "failed"
             row.error_message = _text(f"gave up after {row.attempts} attempts: {outcome.message}")
@@ -721,124 +717,6 @@ def deliver_due(
     return counts
 
 
-# Provider delivery statuses in the order they can follow each other. A status
-# only replaces one of a lower rank, so a late "sent" never overwrites
-# "delivered"; the failure statuses are final.
-_DELIVERY_RANK = {
-    "accepted": 1,
-    "queued": 1,
-    "scheduled": 1,
-    "sending": 2,
-    "sent": 3,
-    "delivered": 4,
-    "undelivered": 4,
-    "failed": 4,
-    "canceled": 4,
-    "read": 5,
-}
-_DELIVERY_FINAL = frozenset({"undelivered", "failed", "canceled", "read"})
-
-
-def _apply_status(row: OutboundMessage, status: str, error_code: str | None) -> bool:
-    """Move the row's delivery status forward; statuses we do not know
-    (`receiving`, `partially_delivered`, …) and backward moves are ignored.
-    True when the status moved."""
-    new_rank = _DELIVERY_RANK.get(status)
-    if new_rank is None or row.delivery_status in _DELIVERY_FINAL:
-        return False
-    old_rank = _DELIVERY_RANK.get(row.delivery_status or "", 0)
-    # Equal ranks may replace each other below "delivered" (queued ↔ accepted).
-    if new_rank > old_rank or (new_rank == old_rank and old_rank < 4):
-        moved = row.delivery_status != status
-        row.delivery_status = status
-        if error_code:
-            row.error_code = _code(error_code)
-        return moved
-    return False
-
-
-# Notices that hand a case to somebody: one that does not arrive must not
-# leave the case waiting for its deadline (app/ladder.py).
-_CASE_NOTICES = frozenset(
-    {
-        "forward",
-        "claim_overdue",
-        "escalated_notice",
-        "assigned_notice",
-        "reopened_team",
-        "resent_top",
-        "undelivered_next",
-    }
-)
-
-
-def _not_delivered(session: Session, row: OutboundMessage, *, now: datetime) -> None:
-    """A case notice was reported undelivered or failed: a step, due now, brings
-    in the next people on the ladder (the scheduler fires it on its next pass)."""
-    if row.case_id is None or row.template not in _CASE_NOTICES:
-        return
-    session.add(
-        ScheduledStep(
-            case_id=row.case_id, kind="undelivered", due_at=now, params={"outbound_id": row.id}
-        )
-    )
-
-
-def _after_status(session: Session, row: OutboundMessage, *, now: datetime) -> None:
-    if row.delivery_status in ("undelivered", "failed"):
-        _not_delivered(session, row, now=now)
-
-
-def record_delivery_status(
-    session: Session, *, provider_sid: str, status: str, error_code: str | None, now: datetime
-) -> bool:
-    """Keep a status callback as a `DeliveryReport` row and apply it monotonically.
-
-    Returns False when no outbox row has that SID yet: a callback can beat the
-    worker's commit of the SID, so the report is kept and applied when the SID
-    is recorded (see `_apply_early_reports`).
-    """
-    status = status.strip().lower()
-    row = session.scalar(
-        select(OutboundMessage).where(OutboundMessage.provider_sid == provider_sid)
-    )
-    session.add(
-        DeliveryReport(
-            provider_sid=provider_sid[:64],
-            status=status[:16],
-            error_code=_code(error_code),
-            received_at=now,
-            outbound_id=row.id if row is not None else None,
-        )
-    )
-    if row is None:
-        return False
-    if _apply_status(row, status, error_code):
-        _after_status(session, row, now=now)
-    return True
-
-
-def _apply_early_reports(
-    session: Session, rows: Sequence[OutboundMessage], *, now: datetime
-) -> None:
-    by_sid = {row.provider_sid: row for row in rows if row.provider_sid}
-    if not by_sid:
-        return
-    reports = session.scalars(
-        select(DeliveryReport)
-        .where(
-            DeliveryReport.provider_sid.in_(by_sid),
-            DeliveryReport.outbound_id.is_(None),
-        )
-        .order_by(DeliveryReport.id)
-    )
-    for report in reports:
-        row = by_sid[report.provider_sid]
-        report.outbound_id = row.id
-        if _apply_status(row, report.status, report.error_code):
-            _after_status(session, row, now=now)
-
-
 def pending_count(session: Session) -> int:
     return int(
         session.scalar(
@@ -858,5 +736,4 @@ __all__ = [
     "enqueue",
     "pending_count",
     "priority_for",
-    "record_delivery_status",
 ]

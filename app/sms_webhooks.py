@@ -29,9 +29,9 @@ from starlette.types import Receive, Scope, Send
 from twilio.twiml.messaging_response import MessagingResponse
 
 from app.db import database_unavailable
+from app.delivery_status import record_delivery_status
 from app.errors import BadRequest, DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from app.ingest import Incoming, IngestWriter
-from app.outbox import record_delivery_status
 from app.runtime import Runtime
 from app.spool import Spool
 from sms.phones import InvalidPhone, mask_phone, normalize_phone

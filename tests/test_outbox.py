@@ -16,13 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from app.db import unit_of_work
+from app.delivery_status import record_delivery_status
 from app.models import DeliveryAttempt, DeliveryReport, OutboundMessage
-from app.outbox import (
-    PRIORITY_URGENT,
-    Backoff,
-    enqueue,
-    record_delivery_status,
-)
+from app.outbox import PRIORITY_URGENT, Backoff, enqueue
 from app.runtime import Runtime
 from sms.gateway import OutgoingSms, SendResult, TransientSendError
 from sms.twilio_gateway import TwilioGateway
