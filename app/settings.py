@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     # holds the one write lock the webhook waits for.
     inbound_batch: int = Field(default=20, ge=1)
     inbound_tx_seconds: float = Field(default=0.2, gt=0)
-    # GRIDLINE_INBOUND_YIELD_SECONDS (SQLite): a batch that has run this long
+    # GRIDLINE_INBOUND_YIELD_SECONDS (SQLite): a batch that has held the lock this long
     # commits after the message in hand when someone who goes first (the API,
     # the console, the webhook's spill replay) waits for the write lock. Not at
     # once: a batch cut after every message pays its fixed cost (the lease, the
