@@ -7,9 +7,10 @@
 Each measurement starts `gridline serve` (uvicorn as in production, its
 worker a child process, signatures checked, console SMS provider) on a fresh
 database holding the demo city and one registered household per message,
-then sends `--messages` signed webhooks, each with a new MessageSid, from
-this process (an asyncio load generator on keep-alive connections, requests
-signed before the clock starts):
+warms it up (50 webhooks, and with a worker, until it has routed them: its
+process started, its caches built, idle), then sends `--messages` signed
+webhooks, each with a new MessageSid, from this process (an asyncio load
+generator on keep-alive connections, requests signed before the clock starts):
 
 - closed loop at each `--concurrency`: messages per second, p50 and p99 latency;
 - open loop at `--rate` messages per second for `--rate-seconds`: p99 latency
@@ -36,7 +37,7 @@ import contextlib
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from bench.servers import (
     resident_phone,
     running,
     seed_city,
+    wait_for,
 )
 
 WARMUP = 50
@@ -79,14 +81,25 @@ def figure(results: list[Result], elapsed: float) -> Figure:
     )
 
 
-def load(server: Server, *, messages: int, concurrency: int | None, rate: float | None) -> Figure:
-    """Warm the server up, then one measured load; `rate` set: open loop."""
+def load(
+    server: Server,
+    *,
+    messages: int,
+    concurrency: int | None,
+    rate: float | None,
+    routed: Callable[[], bool] | None = None,
+) -> Figure:
+    """Warm the server up, then one measured load; `rate` set: open loop.
+    `routed` (a server with a worker): the warm-up is routed, so the worker
+    process has started and is idle (its start-up is not in the figure)."""
     offset = messages  # warm-up senders after the measured ones
     warm = [
         webhook(server.base_url, sender=resident_phone(offset + n), body=f"预热{n}").payload
         for n in range(WARMUP)
     ]
     asyncio.run(run_closed(server.base_url, warm, concurrency=8))
+    if routed is not None:
+        wait_for(routed, timeout=120, what="the worker to route the warm-up", pause=0.1)
     payloads = [
         webhook(server.base_url, sender=resident_phone(n), body=f"楼道灯坏了，第{n}户").payload
         for n in range(messages)
@@ -139,6 +152,28 @@ class Databases:
             self.pg.drop(name)
 
 
+@contextlib.contextmanager
+def all_routed(url: str) -> Iterator[Callable[[], bool]]:
+    """A check that every stored message has been processed (and some were)."""
+    from sqlalchemy import func, select
+
+    from app.db import make_engine
+    from app.models import InboundMessage
+
+    engine = make_engine(url)
+
+    def check() -> bool:
+        with engine.connect() as conn:
+            stored = conn.scalar(select(func.count()).select_from(InboundMessage)) or 0
+            waiting = conn.scalar(select(func.count()).where(InboundMessage.status == "received"))
+        return stored > 0 and waiting == 0
+
+    try:
+        yield check
+    finally:
+        engine.dispose()
+
+
 def targets_of(args: argparse.Namespace) -> list[str]:
     """`sqlite`, `postgresql`, and with --no-worker `sqlite no-worker`, ..."""
     out = list(args.backends)
@@ -167,9 +202,16 @@ def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]
             else:
                 backend, _, variant = target.partition(" ")
                 with dbs.fresh(backend) as (url, work):
-                    server = gridline_server(url, work, worker=variant != "no-worker")
-                    with running(server):
-                        fig = load(server, messages=messages, concurrency=concurrency, rate=rate)
+                    worker = variant != "no-worker"
+                    server = gridline_server(url, work, worker=worker)
+                    with running(server), all_routed(url) as routed:
+                        fig = load(
+                            server,
+                            messages=messages,
+                            concurrency=concurrency,
+                            rate=rate,
+                            routed=routed if worker else None,
+                        )
             print(
                 f"  {target:10} {name:5} {fig.rate:7.0f}/s  p50 {ms(fig.p50):>8}  "
                 f"p99 {ms(fig.p99):>8}  errors {fig.errors}  CPU ms/msg web {fig.web_cpu:.2f} "
@@ -203,7 +245,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
         f"Medians of {args.runs} runs. Each figure: a fresh database with the demo city and "
         f"one registered household per message, `gridline serve` (uvicorn as in production, "
         f"its worker a child process and on PostgreSQL its sender another, signatures "
-        f"checked, console provider), "
+        f"checked, console provider) warmed up (50 webhooks, routed by its worker before "
+        f"the clock starts), "
         f"{args.messages:,} signed webhooks with new MessageSids from the bench's own "
         f"process (an asyncio load generator) on keep-alive connections"
         + (
