@@ -130,11 +130,11 @@ def process_batch(
     transaction committed. It takes no further message once it has run
     `inbound_tx_seconds`, `enough()` says so, or (SQLite) it has run
     `inbound_yield_seconds` and an eager writer waits for the write lock it
-    holds (the rest stay `received`). It has run from when it took its
-    messages: on SQLite a polite writer often waits for the lock first, and a
-    batch that counted the wait committed after one message, its fixed cost
-    paid per message, and fell behind (the pace that sizes the next batch,
-    `_fits`, leaves the wait out too).
+    holds (the rest stay `received`). Its time runs from when it holds its
+    messages and the lock: on SQLite the worker, a polite writer, often waits
+    for the lock first, and a batch that counted that wait committed after
+    one message, paid its fixed cost per message and fell behind. The pace
+    that sizes the next batch (`_fits`) leaves the wait out too.
     Lookups are memoised for the transaction and prefetched (`inbound.prefetch`:
     for the first `PREFETCH_FIRST` messages, then for the rest); outbox rows
     are written together at its end (the loop guards count them while queued).

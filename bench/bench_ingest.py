@@ -245,8 +245,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
         f"Medians of {args.runs} runs. Each figure: a fresh database with the demo city and "
         f"one registered household per message, `gridline serve` (uvicorn as in production, "
         f"its worker a child process and on PostgreSQL its sender another, signatures "
-        f"checked, console provider) warmed up (50 webhooks, routed by its worker before "
-        f"the clock starts), "
+        f"checked, console provider) warmed up (50 webhooks, routed before the clock "
+        f"starts where a worker runs), "
         f"{args.messages:,} signed webhooks with new MessageSids from the bench's own "
         f"process (an asyncio load generator) on keep-alive connections"
         + (
