@@ -6,6 +6,7 @@ deadline steps in the caller's transaction.
 
 from __future__ import annotations
 
+from app import case_lookups
 from app import cases as case_service
 from app.cases import Actor, Ctx
 from app.errors import Conflict, Unprocessable
@@ -30,7 +31,7 @@ def reopen_by_office(ctx: Ctx, case: Case, actor: Actor, *, reason: str) -> None
         raise Conflict(f"case #{case.code} is {case.status}")
     previous_code = case.code
     if case.status == "closed":
-        holder = case_service.live_case_by_code(ctx.session, case.code)
+        holder = case_lookups.live_case_by_code(ctx.session, case.code)
         if holder is None:
             case.open_code = case.code
             ctx.session.flush()
@@ -52,7 +53,7 @@ def reopen_by_office(ctx: Ctx, case: Case, actor: Actor, *, reason: str) -> None
         **({"previous_code": previous_code} if previous_code != case.code else {}),
     )
     case_service.start_clock(ctx, case, reopened=True)
-    phones = case_service.participant_phones(ctx.session, case, level=case.level)
+    phones = case_lookups.participant_phones(ctx.session, case, level=case.level)
     if previous_owner and previous_owner not in phones and not previous_owner.startswith("api:"):
         phones.insert(0, previous_owner)
     for phone in phones:

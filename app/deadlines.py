@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from app import cases, directory, ladder
+from app import case_lookups, cases, directory, ladder
 from app.cases import Actor, Ctx
 from app.models import Case, ScheduledStep
 from sms.phones import mask_phone
@@ -14,7 +14,7 @@ log = logging.getLogger("gridline.deadlines")
 
 def fire(ctx: Ctx, step: ScheduledStep) -> str:
     """Carry out one due step; returns its outcome (fired or skipped)."""
-    case = cases.lock(ctx.session, ctx.session.get(Case, step.case_id))
+    case = case_lookups.lock(ctx.session, ctx.session.get(Case, step.case_id))
     assert case is not None
     outcome = "skipped"
     if step.kind == "claim_overdue" and case.status == "open" and case.level == "grid":
@@ -49,7 +49,7 @@ def _claim_overdue(ctx: Ctx, case: Case) -> None:
     if case.town is not None:
         members, _ = directory.on_duty(ctx.session, case.town, now=ctx.now, tz=ctx.rt.settings.tz)
         office = [m.phone for m in members]
-    already = set(cases.participant_phones(ctx.session, case))
+    already = set(case_lookups.participant_phones(ctx.session, case))
     cases.add_participants(ctx, case, team, reason="team")
     cases.add_participants(ctx, case, office, reason="office")
     # Those who were sent the case already are reminded too: one of them may

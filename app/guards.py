@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select
 
-from app import memo
+from app import case_lookups, memo
 from app.models import InboundMessage, OutboundMessage
 from sms.phones import mask_phone
 
@@ -175,7 +175,7 @@ def flooded(ctx: Ctx, message: InboundMessage) -> bool:
     from app import cases  # a cycle at import time: cases imports this module's callers
 
     phone = message.from_phone
-    case = cases.active_case_of_resident(session, phone)
+    case = case_lookups.active_case_of_resident(session, phone)
     message.status = "throttled"
     message.processed_at = ctx.now
     message.case_id = case.id if case is not None else None

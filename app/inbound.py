@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
-from app import cases, directory, guards, ladder, memo, rosters
+from app import case_lookups, cases, directory, guards, ladder, memo, rosters
 from app.cases import Actor, Ctx
 from app.errors import Conflict
 from app.models import Case, InboundMessage, Region, Resident
@@ -148,8 +148,8 @@ def prefetch(ctx: Ctx, messages: list[InboundMessage]) -> None:
     directory.prefetch_members(session, set(grids))
     rosters.prefetch_on_duty(session, grids.values(), now=ctx.now, tz=ctx.rt.settings.tz)
     directory.prefetch_members_by_phone(session, set(phones))
-    cases.prefetch_participant_phones(session, set(phones))
-    cases.prefetch_live_cases(session, set(phones))
+    case_lookups.prefetch_participant_phones(session, set(phones))
+    case_lookups.prefetch_live_cases(session, set(phones))
     guards.prefetch(ctx, messages)
 
 
@@ -160,7 +160,7 @@ def process(ctx: Ctx, message: InboundMessage) -> None:
         return
     sender = message.from_phone
     is_worker = bool(directory.members_by_phone(ctx.session, sender)) or bool(
-        cases.cases_of_participant(ctx.session, sender)
+        case_lookups.cases_of_participant(ctx.session, sender)
     )
     if is_worker:
         case = handle_worker(ctx, sender, message.body)
@@ -201,7 +201,9 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
         ctx.send(None, phone, "help_resident")
         return None
     if parsed.intent in (ResidentIntent.SATISFIED, ResidentIntent.NOT_SATISFIED):
-        resolved = cases.lock(session, cases.resolved_case_of_resident(session, phone))
+        resolved = case_lookups.lock(
+            session, case_lookups.resolved_case_of_resident(session, phone)
+        )
         if resolved is not None and resolved.status == "resolved":
             actor = Actor.sms(phone)
             if parsed.intent is ResidentIntent.SATISFIED:
@@ -214,7 +216,7 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
             return resolved
     # Keep the resident's own words (full-width punctuation and all) for people.
     text = body.strip() or parsed.text
-    active = cases.lock(session, cases.active_case_of_resident(session, phone))
+    active = case_lookups.lock(session, case_lookups.active_case_of_resident(session, phone))
     if active is not None and active.status == "awaiting_address":
         return _try_address(ctx, active, text)
     if active is not None:
@@ -343,7 +345,7 @@ def _target_case(ctx: Ctx, sender: str, cmd: WorkerCommand) -> tuple[Case | None
     """Find the case a command is about; may turn a bare number into plain text."""
     session = ctx.session
     if cmd.code is not None:
-        case = cases.live_case_by_code(session, cmd.code)
+        case = case_lookups.live_case_by_code(session, cmd.code)
         if case is not None and (cmd.explicit_code or _may_act(session, case, sender)):
             return case, cmd
         if cmd.explicit_code:
@@ -352,7 +354,7 @@ def _target_case(ctx: Ctx, sender: str, cmd: WorkerCommand) -> tuple[Case | None
         # "2024年…": not a code after all; the whole text applies to the only case.
         if cmd.action is Action.RELAY:
             cmd = WorkerCommand(Action.RELAY, arg=cmd.text, text=cmd.text)
-    mine = cases.cases_of_participant(session, sender)
+    mine = case_lookups.cases_of_participant(session, sender)
     if not mine:
         _reply(ctx, sender, "no_open_case")
         return None, cmd
@@ -364,7 +366,7 @@ def _target_case(ctx: Ctx, sender: str, cmd: WorkerCommand) -> tuple[Case | None
 
 
 def _may_act(session: Session, case: Case, phone: str) -> bool:
-    if cases.is_participant(session, case, phone):
+    if case_lookups.is_participant(session, case, phone):
         return True
     units = {m.unit_id for m in directory.members_by_phone(session, phone)}
     return bool(units & {case.grid_id, case.town_id, case.county_id} - {None})
@@ -390,7 +392,7 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
         _reply(ctx, sender, "help_worker")
         return None
     if cmd.action is Action.LIST:
-        mine = cases.cases_of_participant(session, sender)
+        mine = case_lookups.cases_of_participant(session, sender)
         if not mine:
             _reply(ctx, sender, "no_open_case")
         else:
@@ -405,7 +407,7 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
         return None
 
     case, cmd = _target_case(ctx, sender, cmd)
-    case = cases.lock(session, case)
+    case = case_lookups.lock(session, case)
     if case is None:
         return None
     if not _may_act(session, case, sender):

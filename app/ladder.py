@@ -21,7 +21,7 @@ import logging
 
 from sqlalchemy import select
 
-from app import cases, directory, memo
+from app import case_lookups, cases, directory, memo
 from app.cases import Actor, Ctx
 from app.models import Case, CaseEvent, CaseParticipant, OutboundMessage, ScheduledStep
 from sms.phones import mask_phone
@@ -49,7 +49,7 @@ def fire(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
 def _resend(ctx: Ctx, case: Case) -> str:
     if case.status != "open" or case.level not in TOP_LEVELS:
         return "skipped"
-    phones = cases.participant_phones(ctx.session, case, level=case.level)
+    phones = case_lookups.participant_phones(ctx.session, case, level=case.level)
     level_word = word(f"level.{case.level}", ctx.locale)
     for phone in phones:
         ctx.send(case, phone, "resent_top", code=case.code, level=level_word, text=case.summary)
@@ -70,7 +70,7 @@ def _forward_rest(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
     """The category's roles were texted first; unclaimed, the rest on duty now are."""
     if case.status != "open" or case.level != "grid":
         return "skipped"
-    already = set(cases.participant_phones(ctx.session, case))
+    already = set(case_lookups.participant_phones(ctx.session, case))
     rest = [p for p in (step.params or {}).get("phones", []) if p not in already]
     cases.add_participants(ctx, case, rest, reason="forwarded")
     who = cases.resident_label(ctx, case)
@@ -108,7 +108,7 @@ def _remind(ctx: Ctx, case: Case) -> str:
 
 
 def _level_of(ctx: Ctx, case: Case, phone: str) -> str | None:
-    known = cases.memo_participants(ctx.session, case)
+    known = case_lookups.memo_participants(ctx.session, case)
     if known is not None:
         return next((level for p, level in known if p == phone), None)
     return ctx.session.scalar(
@@ -130,7 +130,7 @@ def _next_rung(ctx: Ctx, case: Case) -> list[str]:
     else:
         unit = cases.office_for(case, case.level)
         phones = [m.phone for m in directory.members_of(ctx.session, unit.id)] if unit else []
-    already = set(cases.participant_phones(ctx.session, case))
+    already = set(case_lookups.participant_phones(ctx.session, case))
     return [p for p in dict.fromkeys(phones) if p not in already]
 
 

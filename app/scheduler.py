@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from app import cases, deadlines, directory, memo, rosters
+from app import case_lookups, deadlines, directory, memo, rosters
 from app.cases import Ctx
 from app.db import unit_of_work
 from app.models import Case, ScheduledStep
@@ -160,7 +160,7 @@ def fire_batch(
                     .execution_options(populate_existing=True)
                 )
             }
-            cases.prefetch_participants(session, case_ids)
+            case_lookups.prefetch_participants(session, case_ids)
             units = {u for c in loaded for u in (c.grid_id, c.town_id, c.county_id) if u}
             directory.prefetch_members(session, units)
             offices = {r.id: r for c in loaded for r in (c.town, c.county) if r is not None}

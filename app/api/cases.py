@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import select
 
+from app import case_lookups
 from app import cases as case_service
 from app.api import idempotency
 from app.api.deps import (
@@ -148,7 +149,7 @@ def _act(
             )
         claimed = got
     case = visible_case(session, caller.office, case_id)
-    locked = case_service.lock(session, case)
+    locked = case_lookups.lock(session, case)
     assert locked is not None
     ctx = Ctx(session=session, rt=rt, now=rt.clock())
     action(ctx, locked, Actor(name=caller.actor_name, channel="api"))

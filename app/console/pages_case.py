@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app import case_actions
+from app import case_actions, case_lookups
 from app import cases as case_service
 from app.api.limits import charge_sms
 from app.cases import Ctx
@@ -396,7 +396,7 @@ def act(
         # A savepoint: a refused action leaves nothing behind, and the page
         # shows why with the action's status (409, 422, 429).
         with session.begin_nested():
-            locked = case_service.lock(session, case)
+            locked = case_lookups.lock(session, case)
             assert locked is not None
             run(Ctx(session=session, rt=rt, now=rt.clock()), locked, ctx, form)
             session.flush()

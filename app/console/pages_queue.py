@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from app import case_lookups
 from app import cases as case_service
 from app.api.limits import charge_sms
 from app.cases import Ctx
@@ -206,7 +207,7 @@ def bulk(
             continue
         try:
             with session.begin_nested():
-                locked = case_service.lock(session, case)
+                locked = case_lookups.lock(session, case)
                 assert locked is not None
                 action(Ctx(session=session, rt=rt, now=now), locked)
                 session.flush()
