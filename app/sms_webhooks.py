@@ -9,10 +9,10 @@ route table, dependency solving), which cost about as much CPU per webhook
 as the endpoint's own work: on the bench host, with them (and a wake-up of
 the event loop per message, since batched: app/ingest.py) a web process
 spent 0.9–1.0 ms of CPU per webhook, without them mostly about 0.6 ms
-(BENCHMARKS.md). An
-endpoint is the same function either way, registered as a FastAPI route too
-(the API docs list it), and its errors render as the app's exception handlers
-render them: a `DomainError` as its 4xx JSON, an unreachable database as 503.
+(BENCHMARKS.md). An endpoint is the same function either way, registered as
+a FastAPI route too (the API docs list it), and its errors render as the
+app's exception handlers render them: a `DomainError` as its 4xx JSON, an
+unreachable database as 503.
 """
 
 from __future__ import annotations

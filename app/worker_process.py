@@ -37,9 +37,13 @@ import signal
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+    from sms.gateway import Gateway
 
 log = logging.getLogger("gridline.worker")
 
@@ -53,9 +57,17 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _setup_child(settings: Settings, parent: int) -> Callable[[], bool]:
-    """What both children do first; returns their `alive` check."""
+# A child's loop: given its runtime, its gateway and its `alive` check, it runs
+# until it is told to stop or its parent is gone.
+ChildLoop = Callable[["Runtime", "Gateway", Callable[[], bool]], None]
+
+
+def _run_child(settings: Settings, parent: int, loop: ChildLoop) -> None:
+    """What both children do: die with the parent, take SIGTERM as a stop, run
+    niced (PostgreSQL), build their runtime and gateway, then `loop`."""
+    from app.gateways import build_gateway
     from app.logging_setup import configure_logging
+    from app.runtime import Runtime, settle_heap
 
     _die_with_parent()
     # A plain flag: taking the events' locks inside a signal handler could deadlock.
@@ -69,50 +81,47 @@ def _setup_child(settings: Settings, parent: int) -> Callable[[], bool]:
         with contextlib.suppress(OSError):
             os.nice(settings.worker_nice)
     configure_logging(settings.log_level)
-    return lambda: not terminated and os.getppid() == parent
+    rt = Runtime.build(settings)
+    gateway = build_gateway(settings)
+    settle_heap()
+    try:
+        loop(rt, gateway, lambda: not terminated and os.getppid() == parent)
+    finally:
+        gateway.close()
+        rt.close()
 
 
 def _child(settings: Settings, wake: Any, stop: Any, parent: int, due: Any | None) -> None:
     """The worker: inbound, deadlines, webhooks; its outbox goes out here on a
     thread, or with `due` from the sender process, told through `due`."""
-    from app.gateways import build_gateway
-    from app.runtime import Runtime, settle_heap
     from app.worker import WorkerThread
 
-    alive = _setup_child(settings, parent)
-    rt = Runtime.build(settings)
-    gateway = build_gateway(settings)
-    settle_heap()
-    try:
-        WorkerThread(
+    _run_child(
+        settings,
+        parent,
+        lambda rt, gateway, alive: WorkerThread(
             rt,
             gateway,
             wake=wake,
             stop=stop,
             alive=alive,
             poke=due.set if due is not None else None,
-        ).run_forever()
-    finally:
-        gateway.close()
-        rt.close()
+        ).run_forever(),
+    )
 
 
 def _sender_child(settings: Settings, due: Any, stop: Any, parent: int) -> None:
     """The sender: the outbox, whenever the worker commits (`due`) or a retry
     comes due by the clock."""
-    from app.gateways import build_gateway
-    from app.runtime import Runtime, settle_heap
     from app.worker import Sender
 
-    alive = _setup_child(settings, parent)
-    rt = Runtime.build(settings)
-    gateway = build_gateway(settings)
-    settle_heap()
-    try:
-        Sender(rt, gateway, alive=alive, due=due, stop=stop).run_forever()
-    finally:
-        gateway.close()
-        rt.close()
+    _run_child(
+        settings,
+        parent,
+        lambda rt, gateway, alive: Sender(
+            rt, gateway, alive=alive, due=due, stop=stop
+        ).run_forever(),
+    )
 
 
 class PipeEvent:

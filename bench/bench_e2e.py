@@ -306,8 +306,8 @@ def main() -> None:
         f"Load average (1/5/15 min) at the start: {load_start}; at the end: {loadavg()}.",
         f"Medians of {args.runs} runs. `gridline serve` (twilio provider, its worker a child "
         f"process and on PostgreSQL its sender another) against the fake Twilio REST "
-        f"server; signed webhooks at "
-        f"each rate for {args.seconds:.0f} s (open loop, after {WARMUP} warm-up messages have gone "
+        f"server; signed webhooks at each rate for {args.seconds:.0f} s (open loop, after "
+        f"{WARMUP} warm-up messages have gone "
         f"through; `+N workers`: N more `gridline worker` processes on the same database), "
         f"each from a distinct registered household of the demo "
         f"city; latency from the webhook's scheduled send to the arrival of its case's first "
