@@ -215,13 +215,15 @@ class InboundMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    from_phone: Mapped[str] = mapped_column(String(32), index=True)
+    # Its indexes (a sender's recent messages; the waiting ones) are in
+    # app/models_reliability.py.
+    from_phone: Mapped[str] = mapped_column(String(32))
     to_phone: Mapped[str | None] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime]
     # received -> processed | failed | throttled (a flood: kept, not acted on; app/guards.py)
-    status: Mapped[str] = mapped_column(String(16), default="received", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="received")
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))

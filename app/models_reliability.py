@@ -43,7 +43,28 @@ Index(
     OutboundMessage.id,
 )
 
-# Flood and loop guards count one sender's recent messages.
+# Flood and loop guards count one sender's recent messages (and any lookup by
+# sender starts here: no index on from_phone alone).
 Index("ix_inbound_messages_sender_recent", InboundMessage.from_phone, InboundMessage.received_at)
+# The worker's next batch (app/inbound.py): the waiting messages in order, and
+# each sender's oldest waiting one. Partial: they hold only the backlog, so
+# they stay small and cheap to keep. They replace indexes on status and on
+# from_phone: with those, PostgreSQL's planner, its statistics taken before a
+# burst (few rows `received`), joined the backlog with itself row by row, a
+# time quadratic in the backlog (0.43 s a batch at 2,000 waiting: 4,000,000
+# rows compared), just when a burst has built one; now 7 ms.
+Index(
+    "ix_inbound_messages_waiting",
+    InboundMessage.id,
+    postgresql_where=InboundMessage.status == "received",
+    sqlite_where=InboundMessage.status == "received",
+)
+Index(
+    "ix_inbound_messages_waiting_sender",
+    InboundMessage.from_phone,
+    InboundMessage.id,
+    postgresql_where=InboundMessage.status == "received",
+    sqlite_where=InboundMessage.status == "received",
+)
 # Auto-reply cap: recent outbox rows to one number.
 Index("ix_outbound_messages_to_recent", OutboundMessage.to_phone, OutboundMessage.created_at)
