@@ -48,6 +48,7 @@ from typing import Any
 
 from app.db import database_unavailable
 from app.inbound import store_many
+from app.pressure import Pressure
 from app.runtime import Runtime
 from app.spool import Spool
 from app.sqlite_lock import WriteLockBusy, no_wait
@@ -100,8 +101,12 @@ class IngestWriter:
         max_batch: int = MAX_BATCH,
         spill: Spool | None = None,
         replayed: Callable[[], None] | None = None,
+        pressure: Pressure | None = None,
     ) -> None:
         self._rt = rt
+        # Told the size of each commit: a burst's holds `gridline serve`'s
+        # worker back a moment (app/pressure.py).
+        self._pressure = pressure
         # Told when spilled messages have been stored: the webhook woke the
         # worker when it spilled them, and the worker may have found nothing yet.
         self._replayed = replayed or (lambda: None)
@@ -180,6 +185,8 @@ class IngestWriter:
                 batch.append(more)
             self._settled = []
             self._store(batch)
+            if self._pressure is not None:
+                self._pressure.mark(len(batch))
             self._hand_over(self._settled)
 
     def _settle(

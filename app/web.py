@@ -20,6 +20,7 @@ from app.deps import RuntimeDep
 from app.gateways import build_gateway
 from app.ingest import SPILL_DIR, IngestWriter
 from app.metrics import build_registry
+from app.pressure import Pressure
 from app.runtime import Runtime, settle_heap
 from app.settings import Settings
 from app.sms_webhooks import GridlineApp, install_sms_webhooks
@@ -55,13 +56,19 @@ def create_app(
         rt = runtime or Runtime.build(settings or Settings())
         gw = gateway or build_gateway(rt.settings, echo=gateway_echo)
         worker: WorkerThread | WorkerProcess | None = None
+        pressure = Pressure()  # webhooks first: the worker holds during a burst
         if start_worker and worker_process:
-            worker = WorkerProcess(rt.settings)
+            worker = WorkerProcess(rt.settings, pressure=pressure)
         elif start_worker:
-            worker = WorkerThread(rt, gw)
+            worker = WorkerThread(rt, gw, pressure=pressure)
         spool = Spool(rt.settings.spool_path)
         spill = Spool(rt.settings.spool_path / SPILL_DIR)  # the group commit's own
-        ingest = IngestWriter(rt, spill=spill, replayed=worker.wake if worker is not None else None)
+        ingest = IngestWriter(
+            rt,
+            spill=spill,
+            replayed=worker.wake if worker is not None else None,
+            pressure=pressure if worker is not None else None,
+        )
         app.state.runtime = rt
         app.state.ingest = ingest
         app.state.worker = worker

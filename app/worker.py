@@ -24,6 +24,7 @@ from app.cases import Ctx
 from app.db import database_unavailable, unit_of_work, writers_waiting
 from app.models import InboundMessage
 from app.outbox import Backoff, RateLimit, deliver_due
+from app.pressure import Pressure
 from app.runtime import Runtime
 from app.spool import Spool
 from app.sqlite_lock import set_polite_writer
@@ -59,6 +60,7 @@ def process_inbound(
     limit: int = 100,
     max_seconds: float | None = None,
     committed: Callable[[], None] | None = None,
+    hold: Callable[[], object] | None = None,
 ) -> tuple[int, int]:
     """Process stored messages, up to `inbound_batch` in one transaction; returns
     (done, failed).
@@ -68,7 +70,8 @@ def process_inbound(
     under a backlog, the pass goes on to the deadline steps and to sending
     instead of holding them back until the whole backlog is processed.
     `committed` is called after each transaction that processed messages (the
-    sender thread sends their forwards at once).
+    sender thread sends their forwards at once); `hold` before each (the
+    server's worker gives way to a burst of webhooks: app/pressure.py).
     """
     done = failed = 0
     started = time.monotonic()
@@ -80,6 +83,8 @@ def process_inbound(
     while done + failed < limit:
         if (done or failed) and out_of_time():
             break
+        if hold is not None:
+            hold()
         want = min(rt.settings.inbound_batch, limit - done - failed, _fits(rt))
         one_by_one: list[int | None] = [None]  # the next message, on its own
         if want > 1:
@@ -252,12 +257,14 @@ def run_once(
     should_yield: Callable[[], bool] | None = None,
     send: bool = True,
     committed: Callable[[], None] | None = None,
+    hold: Callable[[], object] | None = None,
 ) -> PassResult:
     """One pass; `now` pins every stage to one moment (tests), else each stage reads the clock.
 
     `should_yield` ends the sending stage early (new inbound messages are
     waiting). `send=False` leaves the outbox to a `Sender` thread, which
     `committed` tells when inbound processing or a deadline step has written.
+    `hold` goes to `process_inbound`.
     """
 
     def moment() -> datetime:
@@ -273,6 +280,7 @@ def run_once(
         limit=PASS_INBOUND,
         max_seconds=rt.settings.inbound_pass_seconds,
         committed=committed,
+        hold=hold,
     )
     result.cut_short = (
         result.inbound + result.inbound_failed >= PASS_INBOUND
@@ -423,6 +431,8 @@ class WorkerThread:
     child process: app/worker_process.py); `run_forever` is the loop itself.
     Its outbox goes out on a `Sender` thread, or with `poke` given, from a
     sender elsewhere (a process of its own), told after each commit by `poke`.
+    With `pressure` (`gridline serve`), it holds before each batch of inbound
+    messages while the server's webhooks come in a burst (app/pressure.py).
     """
 
     def __init__(
@@ -434,10 +444,12 @@ class WorkerThread:
         stop: Any | None = None,
         alive: Callable[[], bool] | None = None,
         poke: Callable[[], None] | None = None,
+        pressure: Pressure | None = None,
     ) -> None:
         self._rt = rt
         self._gateway = gateway
         self._poke = poke
+        self._pressure = pressure
         self._wake = wake if wake is not None else threading.Event()
         self._stop = stop if stop is not None else threading.Event()
         self._alive = alive  # False: stop (the process that started us is gone)
@@ -458,6 +470,10 @@ class WorkerThread:
         self._wake.set()
         self._thread.join(timeout)
 
+    def _hold(self) -> None:
+        if self._pressure is not None:
+            self._pressure.hold(self._stop.wait)
+
     def run_forever(self) -> None:
         # Webhooks and people go first to SQLite's write lock (app/sqlite_lock.py).
         set_polite_writer()
@@ -471,7 +487,9 @@ class WorkerThread:
                 self._wake.clear()
                 failure: Exception | None = None
                 try:
-                    result = run_once(self._rt, self._gateway, send=False, committed=poke)
+                    result = run_once(
+                        self._rt, self._gateway, send=False, committed=poke, hold=self._hold
+                    )
                 except Exception as exc:
                     failure, result = exc, PassResult()
                 self._database_down = _outage(failure, self._database_down, "worker")

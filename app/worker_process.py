@@ -39,6 +39,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
+from app.pressure import Pressure
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -91,9 +92,12 @@ def _run_child(settings: Settings, parent: int, loop: ChildLoop) -> None:
         rt.close()
 
 
-def _child(settings: Settings, wake: Any, stop: Any, parent: int, due: Any | None) -> None:
+def _child(
+    settings: Settings, wake: Any, stop: Any, parent: int, due: Any | None, pressure: Pressure
+) -> None:
     """The worker: inbound, deadlines, webhooks; its outbox goes out here on a
-    thread, or with `due` from the sender process, told through `due`."""
+    thread, or with `due` from the sender process, told through `due`. It
+    holds back during the server's bursts (`pressure`: app/pressure.py)."""
     from app.worker import WorkerThread
 
     _run_child(
@@ -106,6 +110,7 @@ def _child(settings: Settings, wake: Any, stop: Any, parent: int, due: Any | Non
             stop=stop,
             alive=alive,
             poke=due.set if due is not None else None,
+            pressure=pressure,
         ).run_forever(),
     )
 
@@ -168,14 +173,14 @@ class WorkerProcess:
     """The worker as a child process, with `WorkerThread`'s start/wake/stop;
     its sender as a second one when `Settings.sends_from_own_process`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, pressure: Pressure | None = None) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
         self._wake = PipeEvent()
         self._stop = context.Event()  # set once, at shutdown
         self._due = PipeEvent() if settings.sends_from_own_process else None
         self._process = context.Process(
             target=_child,
-            args=(settings, self._wake, self._stop, os.getpid(), self._due),
+            args=(settings, self._wake, self._stop, os.getpid(), self._due, pressure or Pressure()),
             name="gridline-worker",
             daemon=True,
         )

@@ -21,9 +21,11 @@ With `--no-worker`, each load also goes to `gridline serve --no-worker` (rows
 `gridline worker` runs elsewhere (PostgreSQL); on one host the worker routes
 the same messages while they arrive and takes a core of its own.
 
-In the same run, the same loads go to `bench/bare_app.py` (a FastAPI app that
-answers the same empty TwiML and does nothing else) under the same uvicorn
-settings; the ratio Gridline / bare is the headline, robust to a noisy host.
+The same loads go to `bench/bare_app.py` (a FastAPI app that answers the same
+empty TwiML and does nothing else) under the same uvicorn settings, closed
+loop just before each target, and each target's ratio Gridline / bare is
+taken against the bare figure measured next to it: the headline, robust to
+a host whose speed drifts.
 PostgreSQL is a throwaway cluster (tests/pg.py, durable settings) unless
 `--pg-url` names a server (an admin URL: databases are created and dropped).
 Figures are medians over `--runs`; `--write` puts them in BENCHMARKS.md.
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import tempfile
 import time
 from collections import Counter
@@ -68,6 +71,7 @@ class Figure:
     errors: int  # anything but 200
     web_cpu: float = float("nan")  # ms of CPU per answered message: the server process
     worker_cpu: float = float("nan")  # and its children (`gridline serve`'s worker)
+    ratio: float = float("nan")  # rate / the rate of the bare app measured next to it
 
 
 def figure(results: list[Result], elapsed: float) -> Figure:
@@ -190,36 +194,61 @@ def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]
     ]
     if args.rate:
         loads.append(("rate", None, args.rate, int(args.rate * args.rate_seconds)))
-    targets = [*targets_of(args), "bare"]
-    # Each load on every target back to back: the ratio compares moments close
-    # together on a host whose speed drifts.
+    # Closed loop, each target is paired with a measurement of the bare app
+    # just before it, and its ratio is taken against that one: the host's
+    # speed drifts (twofold within a minute at times, in the CPU per message
+    # of the same code), and a bare app measured once, after four targets,
+    # compared moments half a minute apart. Open loop (every target answers
+    # the rate), once.
     for name, concurrency, rate, messages in loads:
-        for target in targets:
+        paired = rate is None
+        bare: Figure | None = None
+        for target in [*targets_of(args), *([] if paired else ["bare"])]:
+            if paired or target == "bare":
+                bare = measure_bare(dbs, messages=messages, concurrency=concurrency, rate=rate)
+                report_line("bare", name, bare)
+                out.setdefault(f"bare/{name}", []).append(bare)
             if target == "bare":
-                server = bare_server(dbs.folder / "bare")
-                with running(server, ready="/readyz"):
-                    fig = load(server, messages=messages, concurrency=concurrency, rate=rate)
-            else:
-                backend, _, variant = target.partition(" ")
-                with dbs.fresh(backend) as (url, work):
-                    worker = variant != "no-worker"
-                    server = gridline_server(url, work, worker=worker)
-                    with running(server), all_routed(url) as routed:
-                        fig = load(
-                            server,
-                            messages=messages,
-                            concurrency=concurrency,
-                            rate=rate,
-                            routed=routed if worker else None,
-                        )
-            print(
-                f"  {target:10} {name:5} {fig.rate:7.0f}/s  p50 {ms(fig.p50):>8}  "
-                f"p99 {ms(fig.p99):>8}  errors {fig.errors}  CPU ms/msg web {fig.web_cpu:.2f} "
-                f"worker {fig.worker_cpu:.2f}  (load {loadavg()})",
-                flush=True,
-            )
+                continue
+            backend, _, variant = target.partition(" ")
+            with dbs.fresh(backend) as (url, work):
+                worker = variant != "no-worker"
+                server = gridline_server(url, work, worker=worker)
+                with running(server), all_routed(url) as routed:
+                    fig = load(
+                        server,
+                        messages=messages,
+                        concurrency=concurrency,
+                        rate=rate,
+                        routed=routed if worker else None,
+                    )
+            if bare is not None:
+                fig.ratio = fig.rate / bare.rate
+            report_line(target, name, fig)
             out.setdefault(f"{target}/{name}", []).append(fig)
+        if not paired:  # the bare app came last
+            for target in targets_of(args):
+                for fig in out[f"{target}/{name}"][-1:]:
+                    fig.ratio = fig.rate / out[f"bare/{name}"][-1].rate
     return out
+
+
+def measure_bare(
+    dbs: Databases, *, messages: int, concurrency: int | None, rate: float | None
+) -> Figure:
+    server = bare_server(dbs.folder / "bare")
+    with running(server, ready="/readyz"):
+        return load(server, messages=messages, concurrency=concurrency, rate=rate)
+
+
+def report_line(target: str, name: str, fig: Figure) -> None:
+    ratio = "" if math.isnan(fig.ratio) else f"  ratio {fig.ratio:.2f}"
+    print(
+        f"  {target:10} {name:5} {fig.rate:7.0f}/s  p50 {ms(fig.p50):>8}  "
+        f"p99 {ms(fig.p99):>8}  errors {fig.errors}  CPU ms/msg web {fig.web_cpu:.2f} "
+        f"worker {fig.worker_cpu:.2f}{ratio}  (load {loadavg()})",
+        flush=True,
+    )
 
 
 def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads: list[str]) -> str:
@@ -227,12 +256,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
         return median([getattr(f, attr) for run in runs for f in run.get(key, [])])
 
     def ratio(backend: str, name: str) -> float:
-        per_run = [
-            run[f"{backend}/{name}"][0].rate / run[f"bare/{name}"][0].rate
-            for run in runs
-            if run.get(f"{backend}/{name}") and run.get(f"bare/{name}")
-        ]
-        return median(per_run)
+        return med(f"{backend}/{name}", "ratio")
 
     def short(name: str) -> str:
         return f"concurrency {name[1:]}" if name.startswith("c") else "open loop"
@@ -256,10 +280,12 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
             else ""
         )
         + "; the bare app is `bench/bare_app.py` under the same uvicorn "
-        "settings, measured in the same run.",
+        "settings, measured (closed loop) just before each target: a ratio is a target's "
+        "messages/s over those of the bare app measured next to it, and the bare row "
+        "shows the median of all its measurements.",
         "",
         "Headline (robust to a noisy host): Gridline's messages/s as a fraction of the bare "
-        "app's, same run, same load — "
+        "app's measured next to it, same load — "
         + "; ".join(
             f"{backend} {short(name)} {ratio(backend, name):.2f}"
             for backend in targets_of(args)
@@ -298,9 +324,10 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
             "",
             f"Target: p99 < 100 ms at {args.rate:.0f} messages/s open loop (latency from each "
             "request's scheduled start). The ratio column is Gridline's throughput as a "
-            "fraction of the bare app's in the same run. CPU ms/msg: CPU time (user + "
-            "system, /proc) of the server process per answered webhook, and of its child "
-            "processes (the worker, and on PostgreSQL its sender), over the measured load.",
+            "fraction of the bare app's measured next to it (open loop: once a run). "
+            "CPU ms/msg: CPU time (user + system, /proc) of the server process per answered "
+            "webhook, and of its child processes (the worker, and on PostgreSQL its sender), "
+            "over the measured load.",
         ]
     return "\n".join(lines)
 

@@ -1,0 +1,155 @@
+"""Webhooks first (app/pressure.py): the group commit marks a burst, and
+`gridline serve`'s worker holds before its next batch while one is recent,
+for a bounded time."""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import Any
+
+from sqlalchemy import select
+
+from app import pressure
+from app.db import unit_of_work
+from app.inbound import store_inbound
+from app.ingest import Incoming, IngestWriter
+from app.models import InboundMessage
+from app.pressure import BURST, MOST, QUIET, Pressure
+from app.runtime import Runtime
+from app.worker import process_inbound
+from tests.conftest import Clock
+from tests.helpers import new_sid
+
+
+class Ticks:
+    """A monotonic clock moved by hand, and a `wait` that moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(round(seconds, 6))
+        self.now += seconds
+        return False
+
+
+def test_without_a_burst_the_worker_does_not_hold() -> None:
+    ticks = Ticks()
+    p = Pressure(clock=ticks)
+    assert p.hold(ticks.wait) == 0 and ticks.waits == []
+    p.mark(BURST - 1)  # a commit of a few messages: ordinary traffic
+    assert p.hold(ticks.wait) == 0 and ticks.waits == []
+
+
+def test_after_a_burst_the_worker_holds_until_it_is_quiet() -> None:
+    ticks = Ticks()
+    p = Pressure(clock=ticks)
+    p.mark(BURST)
+    ticks.now += 0.03
+    held = p.hold(ticks.wait)
+    assert ticks.waits == [round(QUIET - 0.03, 6)]
+    assert abs(held - (QUIET - 0.03)) < 1e-9
+    assert p.hold(ticks.wait) == 0  # quiet now
+
+
+def test_a_burst_that_never_ends_holds_the_worker_a_bounded_time() -> None:
+    ticks = Ticks()
+    p = Pressure(clock=ticks)
+
+    def wait(seconds: float) -> bool:
+        ticks.wait(seconds)
+        p.mark(BURST * 4)  # another big commit while the worker waits
+        return False
+
+    p.mark(BURST)
+    held = p.hold(wait)
+    assert abs(held - MOST) < 1e-9
+    assert sum(ticks.waits) <= MOST + 1e-9
+
+
+def test_a_stopping_worker_stops_holding() -> None:
+    ticks = Ticks()
+    p = Pressure(clock=ticks)
+    p.mark(BURST)
+    calls: list[float] = []
+    assert p.hold(lambda s: calls.append(s) or True) == 0
+    assert len(calls) == 1
+
+
+def _read(shared: Pressure, out: Any) -> None:
+    out.put(shared._at.value)
+
+
+def test_the_mark_is_seen_from_a_spawned_worker_process() -> None:
+    p = Pressure()
+    p.mark(BURST)
+    context = multiprocessing.get_context("spawn")
+    out = context.SimpleQueue()
+    child = context.Process(target=_read, args=(p, out))
+    child.start()
+    try:
+        assert out.get() == p._at.value > pressure._NEVER
+    finally:
+        child.join(30)
+
+
+def _incoming(clock: Clock, n: int) -> Incoming:
+    return Incoming(
+        message_sid=new_sid(),
+        from_phone=f"+86137100{n:05d}",
+        to_phone=None,
+        body="楼道灯坏了",
+        params={},
+        received_at=clock.now,
+    )
+
+
+def test_the_group_commit_marks_a_burst_not_ordinary_traffic(rt: Runtime, clock: Clock) -> None:
+    ticks = Ticks()
+    p = Pressure(clock=ticks)
+    writer = IngestWriter(rt, pressure=p)
+    few = [writer.submit(_incoming(clock, n)) for n in range(BURST - 1)]  # one commit
+    writer.start()
+    try:
+        assert all(f.result(timeout=30) for f in few)
+        assert p._at.value == pressure._NEVER
+        writer.stop()  # the next ones queue up while no thread stores them
+        writer = IngestWriter(rt, pressure=p)
+        many = [writer.submit(_incoming(clock, 100 + n)) for n in range(BURST)]
+        writer.start()
+        assert all(f.result(timeout=30) for f in many)
+        assert writer.batches == 1 and p._at.value == ticks.now
+    finally:
+        writer.stop()
+
+
+def test_the_worker_holds_before_each_batch(rt: Runtime, clock: Clock) -> None:
+    with unit_of_work(rt.sessions) as session:
+        for n in range(5):
+            store_inbound(
+                session,
+                message_sid=new_sid(),
+                from_phone=f"+86137200{n:05d}",
+                to_phone=None,
+                body="楼道灯坏了",
+                params={},
+                now=clock.now,
+            )
+
+    def processed() -> int:
+        with rt.sessions() as session:
+            return len(
+                session.scalars(
+                    select(InboundMessage.id).where(InboundMessage.status == "processed")
+                ).all()
+            )
+
+    seen: list[int] = []
+    rt.settings.inbound_batch = 2
+    done, failed = process_inbound(rt, now=clock.now, hold=lambda: seen.append(processed()))
+    assert (done, failed) == (5, 0)
+    assert seen == [0, 2, 4, 5]  # before each batch, and before finding none left
