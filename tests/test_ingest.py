@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,42 @@ def test_store_many_says_which_rows_were_new(rt, clock):
         stored = session.scalar(select(InboundMessage).where(InboundMessage.message_sid == "SMa"))
         assert stored is not None and stored.params == {"Latitude": "30.0"}
         assert stored.status == "received"
+
+
+def test_store_many_keeps_the_rows_order_and_values(rt, clock):
+    """Ids follow the rows' order (the worker takes the oldest first), and every
+    field comes back as given, a Chinese body and a missing To among them."""
+    later = clock.now + timedelta(seconds=1)
+    rows = [
+        {
+            "message_sid": f"SMorder{n}",
+            "from_phone": f"+861370000{n:04d}",
+            "to_phone": None if n % 2 else "+8657000000000",
+            "body": f"楼道灯坏了，第{n}户",
+            "params": {"NumMedia": str(n)},
+            "received_at": later if n % 3 else clock.now,
+        }
+        for n in (5, 3, 9, 1, 7)
+    ]
+    with unit_of_work(rt.sessions) as session:
+        assert store_many(session, rows) == [True] * 5
+    with rt.sessions() as session:
+        stored = session.scalars(
+            select(InboundMessage)
+            .where(InboundMessage.message_sid.like("SMorder%"))
+            .order_by(InboundMessage.id)
+        ).all()
+    assert [
+        {
+            "message_sid": m.message_sid,
+            "from_phone": m.from_phone,
+            "to_phone": m.to_phone,
+            "body": m.body,
+            "params": m.params,
+            "received_at": m.received_at,
+        }
+        for m in stored
+    ] == rows
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""Webhooks first (app/pressure.py): the group commit marks a burst, and
-`gridline serve`'s worker holds before its next batch while one is recent,
-for a bounded time."""
+"""Webhooks first (app/pressure.py): the group commit marks a burst (its
+rate, not the size of one commit), and `gridline serve`'s worker holds
+before its next batch while one is recent, for a bounded time."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from app.db import unit_of_work
 from app.inbound import store_inbound
 from app.ingest import Incoming, IngestWriter
 from app.models import InboundMessage
-from app.pressure import BURST, MOST, QUIET, Pressure
+from app.pressure import BURST_RATE, MOST, QUIET, WINDOW, Pressure
 from app.runtime import Runtime
 from app.worker import process_inbound
 from tests.conftest import Clock
@@ -37,12 +37,36 @@ class Ticks:
         return False
 
 
+BURST = int(BURST_RATE * WINDOW)  # messages in one window that make a burst
+
+
 def test_without_a_burst_the_worker_does_not_hold() -> None:
     ticks = Ticks()
     p = Pressure(clock=ticks)
     assert p.hold(ticks.wait) == 0 and ticks.waits == []
-    p.mark(BURST - 1)  # a commit of a few messages: ordinary traffic
+    p.mark(BURST - 1)
     assert p.hold(ticks.wait) == 0 and ticks.waits == []
+
+
+def test_fifty_a_second_in_commits_of_ten_is_no_burst() -> None:
+    """A slow disk makes big commits of ordinary traffic: the rate counts."""
+    ticks = Ticks()
+    p = Pressure(clock=ticks)
+    for _ in range(100):  # 20 seconds
+        p.mark(10)
+        ticks.now += 0.2
+        assert p.hold(ticks.wait) == 0
+    assert ticks.waits == []
+
+
+def test_a_burst_spread_over_small_commits_is_marked() -> None:
+    ticks = Ticks()
+    p = Pressure(clock=ticks)
+    per_commit = 4
+    for _ in range(BURST // per_commit):  # BURST_RATE a second, in commits of four
+        p.mark(per_commit)
+        ticks.now += per_commit / BURST_RATE
+    assert p.hold(ticks.wait) > 0
 
 
 def test_after_a_burst_the_worker_holds_until_it_is_quiet() -> None:
