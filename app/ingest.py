@@ -104,8 +104,8 @@ class IngestWriter:
         pressure: Pressure | None = None,
     ) -> None:
         self._rt = rt
-        # Told the size of each commit: a burst's holds `gridline serve`'s
-        # worker back a moment (app/pressure.py).
+        # Told the size of each commit: a burst of them holds `gridline
+        # serve`'s worker back a moment (app/pressure.py).
         self._pressure = pressure
         # Told when spilled messages have been stored: the webhook woke the
         # worker when it spilled them, and the worker may have found nothing yet.

@@ -43,18 +43,13 @@ _NEVER = -1e18
 class Pressure:
     """When the webhook last committed a burst; `hold` waits for it to pass."""
 
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        shared: Any | None = None,
-    ) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         # The web process's own count (its writer thread's): the current window.
         self._window_start = _NEVER
         self._window_count = 0
         # Picklable to a spawned child (the worker process) with its arguments.
-        self._at = shared or multiprocessing.get_context("spawn").RawValue(ctypes.c_double, _NEVER)
+        self._at: Any = multiprocessing.get_context("spawn").RawValue(ctypes.c_double, _NEVER)
 
     def mark(self, stored: int) -> None:
         """The webhook committed `stored` messages (one thread calls this)."""

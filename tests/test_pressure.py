@@ -141,8 +141,9 @@ def test_the_group_commit_marks_a_burst_not_ordinary_traffic(rt: Runtime, clock:
     try:
         assert all(f.result(timeout=30) for f in few)
         assert p._at.value == pressure._NEVER
-        writer.stop()  # the next ones queue up while no thread stores them
-        writer = IngestWriter(rt, pressure=p)
+        writer.stop()
+        ticks.now += WINDOW  # a window of its own
+        writer = IngestWriter(rt, pressure=p)  # queued before it runs: one commit
         many = [writer.submit(_incoming(clock, 100 + n)) for n in range(BURST)]
         writer.start()
         assert all(f.result(timeout=30) for f in many)
