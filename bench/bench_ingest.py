@@ -196,7 +196,7 @@ def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]
         loads.append(("rate", None, args.rate, int(args.rate * args.rate_seconds)))
     # Closed loop, each target is paired with a measurement of the bare app
     # just before it, and its ratio is taken against that one: the host's
-    # speed drifts (twofold within a minute at times, in the CPU per message
+    # speed drifts (twofold within minutes at times, in the CPU per message
     # of the same code), and a bare app measured once, after four targets,
     # compared moments half a minute apart. Open loop (every target answers
     # the rate), once.
