@@ -56,7 +56,8 @@ def create_app(
         rt = runtime or Runtime.build(settings or Settings())
         gw = gateway or build_gateway(rt.settings, echo=gateway_echo)
         worker: WorkerThread | WorkerProcess | None = None
-        pressure = Pressure()  # webhooks first: the worker holds during a burst
+        # Webhooks first: the worker holds during a burst (app/pressure.py).
+        pressure = Pressure() if start_worker else None
         if start_worker and worker_process:
             worker = WorkerProcess(rt.settings, pressure=pressure)
         elif start_worker:
@@ -67,7 +68,7 @@ def create_app(
             rt,
             spill=spill,
             replayed=worker.wake if worker is not None else None,
-            pressure=pressure if worker is not None else None,
+            pressure=pressure,
         )
         app.state.runtime = rt
         app.state.ingest = ingest

@@ -228,8 +228,8 @@ def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]
             out.setdefault(f"{target}/{name}", []).append(fig)
         if not paired:  # the bare app came last
             for target in targets_of(args):
-                for fig in out[f"{target}/{name}"][-1:]:
-                    fig.ratio = fig.rate / out[f"bare/{name}"][-1].rate
+                fig = out[f"{target}/{name}"][-1]
+                fig.ratio = fig.rate / out[f"bare/{name}"][-1].rate
     return out
 
 

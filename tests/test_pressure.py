@@ -7,18 +7,20 @@ from __future__ import annotations
 import multiprocessing
 from typing import Any
 
-from sqlalchemy import select
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from app import pressure
 from app.db import unit_of_work
-from app.inbound import store_inbound
+from app.inbound import store_many
 from app.ingest import Incoming, IngestWriter
 from app.models import InboundMessage
 from app.pressure import BURST_RATE, MOST, QUIET, WINDOW, Pressure
 from app.runtime import Runtime
+from app.web import create_app
 from app.worker import process_inbound
 from tests.conftest import Clock
-from tests.helpers import new_sid
+from tests.helpers import RecordingGateway, new_sid
 
 
 class Ticks:
@@ -154,23 +156,13 @@ def test_the_group_commit_marks_a_burst_not_ordinary_traffic(rt: Runtime, clock:
 
 def test_the_worker_holds_before_each_batch(rt: Runtime, clock: Clock) -> None:
     with unit_of_work(rt.sessions) as session:
-        for n in range(5):
-            store_inbound(
-                session,
-                message_sid=new_sid(),
-                from_phone=f"+86137200{n:05d}",
-                to_phone=None,
-                body="楼道灯坏了",
-                params={},
-                now=clock.now,
-            )
+        store_many(session, [_incoming(clock, 200 + n).row() for n in range(5)])
 
     def processed() -> int:
         with rt.sessions() as session:
-            return len(
-                session.scalars(
-                    select(InboundMessage.id).where(InboundMessage.status == "processed")
-                ).all()
+            return (
+                session.scalar(select(func.count()).where(InboundMessage.status == "processed"))
+                or 0
             )
 
     seen: list[int] = []
@@ -178,3 +170,15 @@ def test_the_worker_holds_before_each_batch(rt: Runtime, clock: Clock) -> None:
     done, failed = process_inbound(rt, now=clock.now, hold=lambda: seen.append(processed()))
     assert (done, failed) == (5, 0)
     assert seen == [0, 2, 4, 5]  # before each batch, and before finding none left
+
+
+def test_the_server_s_group_commit_and_worker_share_one_mark(rt: Runtime) -> None:
+    """`gridline serve` wires the two together; a web process without a
+    worker marks nothing."""
+    app = create_app(runtime=rt, gateway=RecordingGateway(), worker_process=False)
+    with TestClient(app):
+        shared = app.state.ingest._pressure
+        assert isinstance(shared, Pressure) and app.state.worker._pressure is shared
+    alone = create_app(runtime=rt, gateway=RecordingGateway(), start_worker=False)
+    with TestClient(alone):
+        assert alone.state.ingest._pressure is None
