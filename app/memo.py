@@ -1,6 +1,6 @@
 """A per-transaction memo for read-mostly lookups, used when many steps fire in one.
 
-`app.scheduler` fires a batch of due steps in one transaction. Ten thousand
+`app.deadlines.scheduler` fires a batch of due steps in one transaction. Ten thousand
 cases falling due at once would otherwise each ask again for the same grid
 team, the same town office on duty and the same webhook endpoints. The memo
 lives in `session.info` and dies with the session; it is switched on only by

@@ -20,9 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import database_unavailable
-from app.models import Case, CaseEvent, InboundMessage, OutboundMessage
+from app.intake.spool import Spool
+from app.models.cases import Case, CaseEvent
+from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
-from app.spool import Spool
 
 log = logging.getLogger("gridline.metrics")
 
@@ -134,7 +135,7 @@ class DatabaseCollector(Collector):
         if self._spools:
             spooled = GaugeMetricFamily(
                 "gridline_spool_messages",
-                "Inbound SMS in this host's spool, waiting for the database (app/spool.py)",
+                "Inbound SMS in this host's spool, waiting for the database (app/intake/spool.py)",
             )
             spooled.add_metric([], sum(spool.count_lines() for spool in self._spools))
             yield spooled

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_engine, make_sessionmaker, utcnow
+from app.db import make_engine, make_sessionmaker
+from app.models.base import utcnow
 from app.settings import Settings
 from routing.policy import PolicyError, PolicySet, default_policy, parse_policy
 

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 1.0
     # GRIDLINE_WORKER_PROCESS: `gridline serve` runs its worker in a child
     # process (own interpreter, so routing a backlog does not hold up webhooks:
-    # app/worker_process.py), on PostgreSQL at this extra niceness; false: a thread.
+    # app/worker/process.py), on PostgreSQL at this extra niceness; false: a thread.
     worker_process: bool = True
     worker_nice: int = Field(default=10, ge=0, le=19)
     # GRIDLINE_SENDER_PROCESS: with a worker process, its outbox goes out from
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     outbox_backoff_base_seconds: float = 5.0
     outbox_backoff_cap_seconds: float = 3600.0
     outbox_lease_seconds: float = 120.0
-    # Deadline steps (app/scheduler.py): leased in batches; a killed worker's
+    # Deadline steps (app/deadlines/scheduler.py): leased in batches; a killed worker's
     # lease is taken over after this long. Up to `step_fire_batch` leased steps
     # fire in one transaction (all or nothing); 1 fires each on its own.
     step_batch_size: int = Field(default=100, ge=1)
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     step_lease_seconds: float = 60.0
     # Local hour at which each office gets its daily digest of overdue cases.
     digest_hour: int = Field(default=8, ge=0, le=23)
-    # Office API webhooks (app/webhooks_out.py). Private, loopback and link-local
+    # Office API webhooks (app/delivery/office_webhooks.py). Private, loopback and link-local
     # targets are refused unless allowed here (tests and closed networks).
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = 10.0
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     api_sms_daily_quota: int = Field(default=500, ge=0)
     # Reliability (issue #6). bench/ and tests/load use these: keep the names stable.
-    # Outbox priority bands are in app/outbox.py (PRIORITY_URGENT > _NORMAL > _BULK).
+    # Outbox priority bands are in app/delivery/outbox.py (PRIORITY_URGENT > _NORMAL > _BULK).
     # GRIDLINE_SENDER_RATE_PER_S: SMS per second from one sending number (the
     # hotline), shared by every worker through a token bucket in the database;
     # up to one second's worth may leave back to back. 0 = unlimited.
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     # GRIDLINE_OUTBOX_SEND_BATCH: due SMS leased in one transaction, and their
     # outcomes recorded in one more. GRIDLINE_OUTBOX_CONCURRENCY: how many of a
     # batch's SMS may be in flight to the gateway at once (twilio only; the
-    # console sends in order). See app/outbox.py.
+    # console sends in order). See app/delivery/outbox.py.
     outbox_send_batch: int = Field(default=32, ge=1)
     outbox_concurrency: int = Field(default=16, ge=1)
     # GRIDLINE_INBOUND_PASS_SECONDS: processing stored messages hands over to
@@ -121,19 +121,19 @@ class Settings(BaseSettings):
     # GRIDLINE_SPOOL_DIR: where the webhook appends signed messages it could not
     # store while the database was unreachable (JSON lines, fsync'd before the
     # 200); the worker replays them. Default: `<sqlite file>.spool/` next to a
-    # SQLite database, else ./spool. See app/spool.py.
+    # SQLite database, else ./spool. See app/intake/spool.py.
     spool_dir: Path | None = None
     # GRIDLINE_INGEST_SPILL (SQLite): a webhook batch that finds the write lock
     # taken (the worker's transaction) goes to the spill (`<spool>/spill/`),
     # fsync'd, instead of waiting; stored in order as soon as the lock is free.
-    # See app/ingest.py.
+    # See app/intake/group_commit.py.
     ingest_spill: bool = True
     # GRIDLINE_DATABASE_CONNECT_TIMEOUT_SECONDS: how long a PostgreSQL connect may
     # take before the webhook spools instead (the gateway gives up after 15 s).
     database_connect_timeout_seconds: int = Field(default=5, ge=1)
     # GRIDLINE_INBOUND_FLOOD_PER_MINUTE: more messages than this from one number
     # within a minute are stored but not acted on one by one; the sender gets one
-    # "slow down" SMS. 0 = off. See app/guards.py.
+    # "slow down" SMS. 0 = off. See app/inbound/guards.py.
     inbound_flood_per_minute: int = Field(default=10, ge=0)
     # GRIDLINE_AUTO_REPLY_CAP_PER_HOUR: automatic replies (acks, help, errors) to
     # one number per rolling hour; stops ping-pong with auto-responders. 0 = off.

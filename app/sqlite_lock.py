@@ -16,7 +16,7 @@ first, in this process and in others (through a second, "intent" file on
 which waiting eager writers hold a shared lock).
 
 A writer that must not wait at all (the webhook's group commit, which spills
-a batch to the spool instead: app/ingest.py) begins inside `no_wait()`: its
+a batch to the spool instead: app/intake/group_commit.py) begins inside `no_wait()`: its
 `BEGIN` raises `WriteLockBusy` at once when the lock is held or queued for.
 
 The lock is taken by `BEGIN` and released after `COMMIT`/`ROLLBACK` (or

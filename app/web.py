@@ -13,20 +13,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from app.api import install_api
-from app.console import install_console
+from app.api.mount import install_api
+from app.console.mount import install_console
 from app.db import database_unavailable
+from app.delivery.gateways import build_gateway
 from app.deps import RuntimeDep
-from app.gateways import build_gateway
-from app.ingest import SPILL_DIR, IngestWriter
+from app.intake.group_commit import SPILL_DIR, IngestWriter
+from app.intake.spool import Spool
+from app.intake.webhooks import GridlineApp, install_sms_webhooks
 from app.metrics import build_registry
-from app.pressure import Pressure
 from app.runtime import Runtime, settle_heap
 from app.settings import Settings
-from app.sms_webhooks import GridlineApp, install_sms_webhooks
-from app.spool import Spool
-from app.worker import WorkerThread
-from app.worker_process import WorkerProcess
+from app.worker.loop import WorkerThread
+from app.worker.pressure import Pressure
+from app.worker.process import WorkerProcess
 from sms.gateway import Gateway
 
 log = logging.getLogger("gridline.web")
@@ -56,7 +56,7 @@ def create_app(
         rt = runtime or Runtime.build(settings or Settings())
         gw = gateway or build_gateway(rt.settings, echo=gateway_echo)
         worker: WorkerThread | WorkerProcess | None = None
-        # Webhooks first: the worker holds during a burst (app/pressure.py).
+        # Webhooks first: the worker holds during a burst (app/worker/pressure.py).
         pressure = Pressure() if start_worker else None
         if start_worker and worker_process:
             worker = WorkerProcess(rt.settings, pressure=pressure)

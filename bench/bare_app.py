@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from twilio.twiml.messaging_response import MessagingResponse
 
-EMPTY_TWIML = str(MessagingResponse())  # as app/sms_webhooks.py
+EMPTY_TWIML = str(MessagingResponse())  # as app/intake/webhooks.py
 
 
 def create_app() -> FastAPI:
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
-    # The settings of `gridline serve` (app/cli.py); its access log goes through
+    # The settings of `gridline serve` (app/cli/main.py); its access log goes through
     # the root logger there, configured at INFO: do the same here.
     import logging
 

@@ -110,7 +110,7 @@ def one_run(args: argparse.Namespace, url: str, work: Path, rate: float, extra: 
                 base_url=server.base_url,
                 port=server.port,
                 log=work / f"worker{k}.log",
-                argv=[sys.executable, "-m", "app.cli", "worker"],
+                argv=[sys.executable, "-m", "app.cli.main", "worker"],
                 env=server.env,
             )
             for k in range(extra)
@@ -180,7 +180,7 @@ def _stages(url: str, count: int) -> dict[str, tuple[float, float]]:
     from sqlalchemy import func, select
 
     from app.db import make_engine
-    from app.models import InboundMessage, OutboundMessage
+    from app.models.messages import InboundMessage, OutboundMessage
 
     engine = make_engine(url)
     try:

@@ -162,7 +162,7 @@ def all_routed(url: str) -> Iterator[Callable[[], bool]]:
     from sqlalchemy import func, select
 
     from app.db import make_engine
-    from app.models import InboundMessage
+    from app.models.messages import InboundMessage
 
     engine = make_engine(url)
 

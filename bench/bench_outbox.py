@@ -31,9 +31,9 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from app.db import make_engine
-from app.demo import GRIDS, member_phone
-from app.models import OutboundMessage
-from app.outbox import PRIORITY_BULK
+from app.delivery.outbox import PRIORITY_BULK
+from app.importer.demo_city import GRIDS, member_phone
+from app.models.messages import OutboundMessage
 from bench.bench_e2e import TimedFakeTwilio
 from bench.bench_ingest import Databases
 from bench.loadgen import run_closed, webhook

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.bench_routing [--runs 5] [--texts 20000] [--db URL] [--write]
 
-The city is `app.zhoushan.generate()` (2,360 grids, ~10,600 gazetteer entries,
+The city is `app.importer.zhoushan_city.generate()` (2,360 grids, ~10,600 gazetteer entries,
 370,000 households). Decisions are `Gazetteer.decide` on a mix of resident
 texts (the evaluation set's, and texts made from every kind of place), timed
 one by one with `perf_counter_ns` in a process pinned to one core. Memory is
@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.zhoushan import City, generate
+from app.importer.zhoushan_city import City, generate
 from bench.common import entries
 from bench.eval_routing import EVAL
 from routing.gazetteer import Gazetteer
@@ -87,7 +87,7 @@ def rss_probe(db: str | None) -> dict[str, float]:
     import app.web  # noqa: F401  (the server's modules)
 
     if db:
-        from app.placement import gazetteer, locator
+        from app.inbound.placement import gazetteer, locator
         from app.runtime import Runtime
         from app.settings import Settings
 
@@ -180,7 +180,7 @@ def main() -> None:
 Medians of {args.runs} runs; {len(sample):,} texts per run, one process pinned to one core;
 load average {load:.1f} when it ran (the machine is shared: a busy one lengthens the tail).
 City: {len(city.grids):,} grids, {len(items):,} gazetteer entries, \
-{sum(p.households for p in city.places):,} households (`app.zhoushan.generate()`).
+{sum(p.households for p in city.places):,} households (`app.importer.zhoushan_city.generate()`).
 
 | measure | result | target |
 |---|---|---|

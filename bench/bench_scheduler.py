@@ -7,7 +7,7 @@ What it does, on a throwaway PostgreSQL cluster with its crash-safe defaults
 (fsync and synchronous commit on; `tests/pg.py`):
 
 1. imports the regions, members and rosters of the Zhoushan-sized city
-   (`app/zhoushan.py`: 2,353 grids, ~21,000 members, their shifts);
+   (`app/importer/zhoushan_city.py`: 2,353 grids, ~21,000 members, their shifts);
 2. seeds `--cases` open cases spread over every grid, each as routing leaves
    it: forwarded to its grid's members on shift, with its three deadline steps
    (claim, escalate, resolve). Seeding writes rows directly (routing 100,000
@@ -15,7 +15,7 @@ What it does, on a throwaway PostgreSQL cluster with its crash-safe defaults
 3. **burst**: for each run, copies the seeded database (`CREATE DATABASE …
    TEMPLATE`), sets the claim deadline of `--due` cases to one moment a few
    seconds ahead, starts `--workers` worker processes (the real
-   `app.scheduler.run_due` loop, polling every `--poll` seconds when idle) and
+   `app.deadlines.scheduler.run_due` loop, polling every `--poll` seconds when idle) and
    measures from that moment until the last of those steps has committed.
    Each fired claim deadline texts the grid's whole team and the town office
    on duty, so this writes roughly ten outbox rows per step;
@@ -53,10 +53,10 @@ SECTION = "## Scheduler at scale"
 
 
 def _import_city(url: str) -> None:
-    from app.importer import import_dir
+    from app.importer.files import import_dir
+    from app.importer.zhoushan_city import _write, generate
     from app.runtime import Runtime
     from app.settings import Settings
-    from app.zhoushan import _write, generate
 
     city = generate()
     with tempfile.TemporaryDirectory(prefix="bench-sched-") as folder:
@@ -78,9 +78,11 @@ def _import_city(url: str) -> None:
 
 def _seed(url: str, *, cases: int, now: datetime) -> dict[str, Any]:
     """`cases` open cases over every grid, as routing leaves them, deadlines far ahead."""
-    from app import directory
     from app.db import make_engine
-    from app.models import Case, CaseEvent, CaseParticipant, Region, ScheduledStep
+    from app.directory import lookups as directory
+    from app.models.cases import Case, CaseEvent, CaseParticipant
+    from app.models.deadlines import ScheduledStep
+    from app.models.directory import Region
     from app.runtime import Runtime
     from app.settings import Settings
     from routing.policy import policy_snapshot
@@ -181,8 +183,8 @@ def worker_main(url: str, poll: float, out: str) -> None:
     """A worker process: the real step loop with the real clock. It prints
     `ready`, reads the end time (epoch seconds) from stdin, fires until then
     and until idle, and writes (due, committed) per fired step to `out`."""
+    from app.deadlines.scheduler import run_due
     from app.runtime import Runtime
-    from app.scheduler import run_due
     from app.settings import Settings
 
     settings = Settings(_env_file=None, database_url=url, worker_poll_seconds=poll)  # type: ignore[call-arg]
@@ -251,7 +253,8 @@ class Workers:
 
 def _check_exactly_once(url: str, due_ids: list[int]) -> None:
     from app.db import make_engine
-    from app.models import CaseEvent, ScheduledStep
+    from app.models.cases import CaseEvent
+    from app.models.deadlines import ScheduledStep
 
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -291,7 +294,8 @@ def _copy_db(admin_url: str, template: str, name: str) -> None:
 
 def _set_due(url: str, case_ids: list[int], dues: list[datetime]) -> None:
     from app.db import make_engine
-    from app.models import Case, ScheduledStep
+    from app.models.cases import Case
+    from app.models.deadlines import ScheduledStep
 
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -312,7 +316,7 @@ def _set_due(url: str, case_ids: list[int], dues: list[datetime]) -> None:
 def _pick(url: str, count: int, *, offset: int) -> list[int]:
     """`count` case ids spread over the city (every k-th case)."""
     from app.db import make_engine
-    from app.models import Case
+    from app.models.cases import Case
 
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -382,7 +386,7 @@ def summary(
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
         f"Machine: {machine}  ",
         f"PostgreSQL: throwaway cluster with fsync and synchronous_commit on; "
-        f"{args.workers} worker processes (`app.scheduler.run_due` with the real clock), "
+        f"{args.workers} worker processes (`app.deadlines.scheduler.run_due` with the real clock), "
         f"idle poll {args.poll} s, "
         f"`step_batch_size` {args.lease_batch}, `step_fire_batch` {args.fire_batch}.",
         "",

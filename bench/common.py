@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.zhoushan import City, generate
+from app.importer.zhoushan_city import City, generate
 from routing.address import Entry, normalize_address
 from routing.gazetteer import Gazetteer
 
@@ -23,7 +23,7 @@ def areas(city: City) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
 
 
 def entries(city: City) -> list[Entry]:
-    """The city's gazetteer entries, as `app.placement.gazetteer` builds them from the DB."""
+    """The city's gazetteer entries, as `app.inbound.placement.gazetteer` builds them."""
     area = areas(city)
     return [
         Entry(

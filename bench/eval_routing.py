@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.eval_routing [--show-wrong] [--show-asked]
 
 Each text of bench/data/routing_eval.csv is decided by the routing core
-(`routing.gazetteer`, with the sender's home as `app.placement` passes it) on
+(`routing.gazetteer`, with the sender's home as `app.inbound.placement` passes it) on
 the generated Zhoushan-scale city. *right*: routed to the expected grid, or
 asked when "ask" is expected; *asked*: asked where a grid was expected (a
 question, not harm); *wrong*: routed to another grid, or routed where the

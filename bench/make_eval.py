@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.make_eval
 
 Deterministic (a fixed seed over the generated Zhoushan-scale city, see
-`app.zhoushan`). Texts are written the way residents write: Chinese numerals
+`app.importer.zhoushan_city`). Texts are written the way residents write: Chinese numerals
 and ordinals, building synonyms, full-width digits, spaces and punctuation,
 leading city/district/town names, units and rooms, a typo or a homophone, a
 missing building or number, chatter around the address, phone numbers and
@@ -23,7 +23,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from app.zhoushan import City, _words, generate
+from app.importer.zhoushan_city import City, _words, generate
 
 OUT = Path(__file__).parent / "data" / "routing_eval.csv"
 SEED = 7

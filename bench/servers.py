@@ -1,7 +1,7 @@
 """Servers and databases for the load benches and tests/load: a seeded demo city,
 `gridline serve` as a real process, the bare FastAPI baseline, a PostgreSQL cluster.
 
-The city is the demo city (`app/demo.py`: 8 grids with teams and rosters)
+The city is the demo city (`app/importer/demo_city.py`: 8 grids with teams and rosters)
 plus `residents` generated households registered in its buildings, so that
 every bench message comes from a distinct registered resident: it routes to a
 grid and produces a forward without tripping the flood guard (more than
@@ -53,8 +53,8 @@ def wait_for(
 def seed_city(url: str, *, residents: int) -> None:
     """Migrate `url` and import the demo city with `residents` extra households."""
     from app.db import make_engine
-    from app.demo import _ADDRESSES, write_demo_city
-    from app.importer import import_dir
+    from app.importer.demo_city import _ADDRESSES, write_demo_city
+    from app.importer.files import import_dir
     from app.migrate import upgrade
     from app.runtime import Runtime
     from app.settings import Settings
@@ -243,7 +243,16 @@ def gridline_server(
     env = gridline_env(
         database_url, base_url=base, workdir=workdir, twilio_base=twilio_base, **extra
     )
-    argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "app.cli.main",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     if not worker:
         argv.append("--no-worker")
     workdir.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from app import models  # noqa: F401  (registers every table on the metadata)
-from app.db import Base, make_engine
+import app.models.schema  # noqa: F401  (registers every table on the metadata)
+from app.db import make_engine
+from app.models.base import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -59,7 +59,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "编号 上报 原因｜编号 转 网格码｜列表"
         ),
         "need_text": "请在编号后写上要发给居民的内容。",
-        # escalation engine (app/ladder.py, app/digests.py)
+        # escalation engine (app/deadlines/ladder.py, app/deadlines/digests.py)
         "resent_top": "#{code} 仍无人签收（{level}）：{text}（回复“{code} 收到”签收）",
         "undelivered_next": "#{code} 原通知未能送达，请您接办：{text}（回复“{code} 收到”签收）",
         "overdue_digest": "{day}逾期诉求{count}件：{codes}。回复“编号 收到”签收。",

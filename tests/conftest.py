@@ -17,8 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app.db import Base, make_engine
+from app.db import make_engine
 from app.migrate import upgrade
+from app.models.base import Base
 from app.runtime import Runtime
 from app.settings import Settings
 from app.web import create_app

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.models import Address, Member, Region, Resident, Shift
+from app.models.directory import Address, Member, Region, Resident, Shift
 from routing.address import normalize_address
 
 

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
 from app.db import unit_of_work
-from app.inbound import store_inbound
-from app.models import Case, OutboundMessage
+from app.inbound.messages import store_inbound
+from app.models.cases import Case
+from app.models.messages import OutboundMessage
 from app.runtime import Runtime
-from app.worker import PassResult, run_once
+from app.worker.loop import PassResult, run_once
 from sms.gateway import OutgoingSms, SendResult
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.models import OutboundMessage
-from app.outbox import PRIORITY_NORMAL, Backoff, deliver_due, enqueue
+from app.delivery.outbox import PRIORITY_NORMAL, Backoff, deliver_due, enqueue
+from app.models.messages import OutboundMessage
 from app.runtime import Runtime
 
 HOTLINE = "+8657000000000"

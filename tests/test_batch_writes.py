@@ -9,10 +9,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from app import cases, ladder, memo
-from app.cases import Actor, Ctx
+from app import memo
+from app.cases import changes as cases
+from app.cases.changes import Actor, Ctx
 from app.db import unit_of_work
-from app.models import Case, CaseEvent, ScheduledStep
+from app.deadlines import ladder
+from app.models.cases import Case, CaseEvent
+from app.models.deadlines import ScheduledStep
 from app.runtime import Runtime
 from tests.conftest import Clock
 

@@ -10,9 +10,9 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from app import memo
-from app.cases import _code_width, assign_code
+from app.cases.changes import _code_width, assign_code
 from app.db import unit_of_work
-from app.models import Case
+from app.models.cases import Case
 from app.runtime import Runtime
 from tests.helpers import Scripted
 

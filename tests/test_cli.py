@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 from app.db import make_engine, make_sessionmaker
-from app.demo import DEMO_PHONES
-from app.models import Case, Region
+from app.importer.demo_city import DEMO_PHONES
+from app.models.cases import Case
+from app.models.directory import Region
 from sms.phones import normalize_phone
 
 

@@ -6,9 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
-from app.cli import cli
-from app.demo import DEMO_PHONES
-from app.models import Case
+from app.cli.main import cli
+from app.importer.demo_city import DEMO_PHONES
+from app.models.cases import Case
 from tests.test_cli import _count
 
 

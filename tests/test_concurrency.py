@@ -7,9 +7,10 @@ import threading
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
-from app.inbound import store_inbound
-from app.models import Case, CaseEvent, InboundMessage
-from app.worker import process_inbound
+from app.inbound.messages import store_inbound
+from app.models.cases import Case, CaseEvent
+from app.models.messages import InboundMessage
+from app.worker.loop import process_inbound
 from tests.factories import make_city
 from tests.helpers import new_sid
 

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
-from app.models import Case, CaseEvent, ScheduledStep
+from app.models.cases import Case, CaseEvent
+from app.models.deadlines import ScheduledStep
 from app.runtime import Runtime
-from app.worker import run_once
+from app.worker.loop import run_once
 from tests.conftest import make_settings
 from tests.factories import COUNTY_OFFICE, RESIDENT, TOWN_OFFICE, WORKER_A, WORKER_B, make_city
 from tests.helpers import Phone, latest_case

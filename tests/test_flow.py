@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.models import Case, CaseEvent, Resident
+from app.models.cases import Case, CaseEvent
+from app.models.directory import Resident
 from tests.factories import (
     COUNTY_OFFICE,
     RESIDENT,

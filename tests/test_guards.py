@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
-from app.inbound import store_inbound
-from app.models import Case, CaseEvent, InboundMessage, OutboundMessage
+from app.inbound.messages import store_inbound
+from app.models.cases import Case, CaseEvent
+from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
-from app.worker import run_once
+from app.worker.loop import run_once
 from sms.templates import render
 from tests.conftest import Clock, make_settings
 from tests.factories import RESIDENT, WORKER_A, make_city, make_resident

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from app import directory
-from app.demo import DEMO_PHONES, write_demo_city
+from app.directory import lookups as directory
 from app.errors import ImportFailed
-from app.import_csv import cn_mobile
-from app.importer import ImportDirFailed, ImportReport, import_dir
-from app.models import Address, Member, Region, Resident, Shift
+from app.importer.csv_rows import cn_mobile
+from app.importer.demo_city import DEMO_PHONES, write_demo_city
+from app.importer.files import ImportDirFailed, ImportReport, import_dir
+from app.models.directory import Address, Member, Region, Resident, Shift
 from app.runtime import Runtime
 from sms.phones import InvalidPhone, normalize_phone
 

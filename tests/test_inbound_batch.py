@@ -1,4 +1,4 @@
-"""Inbound messages processed in batches, one transaction each (app/worker.py):
+"""Inbound messages processed in batches, one transaction each (app/worker/loop.py):
 the outcome of every message is what it would be processed on its own."""
 
 from __future__ import annotations
@@ -14,22 +14,19 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from app import inbound, memo, worker
-from app.cases import Ctx
+from app import memo
+from app.cases.changes import Ctx
 from app.db import unit_of_work
-from app.inbound import store_inbound
-from app.models import (
-    Case,
-    CaseEvent,
-    CaseParticipant,
-    InboundMessage,
-    OutboundMessage,
-    Region,
-    ScheduledStep,
-)
+from app.inbound import messages as inbound
+from app.inbound.messages import store_inbound
+from app.models.cases import Case, CaseEvent, CaseParticipant
+from app.models.deadlines import ScheduledStep
+from app.models.directory import Region
+from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
 from app.sqlite_lock import lock_for, polite_writer
-from app.worker import process_batch, process_inbound, process_one
+from app.worker import loop as worker
+from app.worker.loop import process_batch, process_inbound, process_one
 from tests.conftest import Clock, _truncate_all, make_settings
 from tests.factories import WORKER_A, make_city, make_resident
 from tests.helpers import Scripted, new_sid

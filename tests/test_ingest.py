@@ -1,4 +1,4 @@
-"""Group commit for the webhook (app/ingest.py): many messages, one transaction,
+"""Group commit for the webhook (app/intake/group_commit.py): many messages, one transaction,
 each request answered only after the commit that stored its message."""
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.db import unit_of_work
-from app.inbound import store_many
-from app.ingest import SPILL_DIR, Incoming, IngestWriter
-from app.models import InboundMessage
+from app.inbound.messages import store_many
+from app.intake.group_commit import SPILL_DIR, Incoming, IngestWriter
+from app.intake.spool import Spool
+from app.models.messages import InboundMessage
 from app.runtime import Runtime
-from app.spool import Spool
 from app.sqlite_lock import polite_writer
 from app.web import create_app
 from tests.conftest import make_settings

@@ -6,8 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from app.db import Base, make_engine
+from app.db import make_engine
 from app.migrate import upgrade
+from app.models.base import Base
 
 
 def test_migrations_match_models(db_url):

@@ -1,4 +1,4 @@
-"""The worker's next-batch query (app/inbound.py) stays cheap however its
+"""The worker's next-batch query (app/inbound/messages.py) stays cheap however its
 database's statistics stand: the work it does grows with the batch and the
 backlog, never with the backlog squared, nor with the messages processed long
 ago. Measured as work done (rows a PostgreSQL plan touched, SQLite virtual
@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import Connection, insert, text
 from sqlalchemy.dialects.postgresql import psycopg
 
-from app import inbound
 from app.db import make_engine
-from app.models import InboundMessage
+from app.inbound import messages as inbound
+from app.models.messages import InboundMessage
 from tests.conftest import _truncate_all
 from tests.helpers import new_sid
 

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.delivery_status import record_delivery_status
-from app.models import DeliveryAttempt, DeliveryReport, OutboundMessage
-from app.outbox import PRIORITY_URGENT, Backoff, enqueue
+from app.delivery.outbox import PRIORITY_URGENT, Backoff, enqueue
+from app.delivery.status import record_delivery_status
+from app.models.messages import DeliveryAttempt, DeliveryReport, OutboundMessage
 from app.runtime import Runtime
 from sms.gateway import OutgoingSms, SendResult, TransientSendError
 from sms.twilio_gateway import TwilioGateway
@@ -432,7 +432,7 @@ def test_a_slow_pass_stops_leasing_before_its_leases_could_expire(
     # Leases are stamped from the pass's `now`; a pass whose sends each take 40 s
     # of real time must stop within half the 2-minute lease.
     ticks = [1000.0]
-    monkeypatch.setattr("app.outbox.time.monotonic", lambda: ticks[0])
+    monkeypatch.setattr("app.delivery.outbox.time.monotonic", lambda: ticks[0])
     add(rt, clock.now, 1, 2, 3, 4)
 
     assert deliver(rt, SlowGateway(gateway, ticks, 40), clock.now) == {"sent": 2}

@@ -14,13 +14,8 @@ import pytest
 from sqlalchemy import event, select
 
 from app.db import unit_of_work
-from app.models import DeliveryAttempt, OutboundMessage
-from app.models_reliability import SenderRate
-from app.outbox import (
-    PRIORITY_BULK,
-    PRIORITY_URGENT,
-    RateLimit,
-)
+from app.delivery.outbox import PRIORITY_BULK, PRIORITY_URGENT, RateLimit
+from app.models.messages import DeliveryAttempt, OutboundMessage, SenderRate
 from app.runtime import Runtime
 from sms.twilio_gateway import TwilioGateway
 from tests.conftest import Clock
@@ -221,7 +216,7 @@ def test_rows_whose_turn_comes_after_half_the_lease_are_given_back(
     rt: Runtime, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ticks = [1000.0]
-    monkeypatch.setattr("app.outbox.time.monotonic", lambda: ticks[0])
+    monkeypatch.setattr("app.delivery.outbox.time.monotonic", lambda: ticks[0])
     ids = add(rt, clock.now, *range(4))
     inner = RecordingGateway()
 
@@ -248,7 +243,7 @@ def test_rows_whose_turn_comes_after_half_the_lease_are_given_back(
 def test_outcomes_are_recorded_one_by_one_when_the_batch_cannot_be(
     rt: Runtime, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.outbox as outbox
+    import app.delivery.outbox as outbox
 
     ids = add(rt, clock.now, *range(3))
     real = outbox._record_batch

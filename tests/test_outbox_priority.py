@@ -11,9 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import event, insert, select, text
 
 from app.db import unit_of_work
-from app.models import OutboundMessage
-from app.models_reliability import SenderRate
-from app.outbox import (
+from app.delivery.outbox import (
     PRIORITY_BULK,
     PRIORITY_NORMAL,
     PRIORITY_URGENT,
@@ -22,8 +20,9 @@ from app.outbox import (
     enqueue,
     priority_for,
 )
+from app.models.messages import OutboundMessage, SenderRate
 from app.runtime import Runtime
-from app.worker import run_once
+from app.worker.loop import run_once
 from tests.conftest import Clock, make_settings
 from tests.factories import RESIDENT, WORKER_A, make_city
 from tests.helpers import RecordingGateway, new_sid
@@ -160,7 +159,7 @@ def test_a_new_urgent_case_is_forwarded_before_a_broadcast_backlog(rt, clock: Cl
     with unit_of_work(rt.sessions) as session:
         make_city(session)
     bulk_backlog(rt, clock.now, 2000)
-    from app.inbound import store_inbound
+    from app.inbound.messages import store_inbound
 
     with unit_of_work(rt.sessions) as session:
         store_inbound(

@@ -1,4 +1,4 @@
-"""Webhooks first (app/pressure.py): the group commit marks a burst (its
+"""Webhooks first (app/worker/pressure.py): the group commit marks a burst (its
 rate, not the size of one commit), and `gridline serve`'s worker holds
 before its next batch while one is recent, for a bounded time."""
 
@@ -10,15 +10,15 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app import pressure
 from app.db import unit_of_work
-from app.inbound import store_many
-from app.ingest import Incoming, IngestWriter
-from app.models import InboundMessage
-from app.pressure import BURST_RATE, MOST, QUIET, WINDOW, Pressure
+from app.inbound.messages import store_many
+from app.intake.group_commit import Incoming, IngestWriter
+from app.models.messages import InboundMessage
 from app.runtime import Runtime
 from app.web import create_app
-from app.worker import process_inbound
+from app.worker import pressure
+from app.worker.loop import process_inbound
+from app.worker.pressure import BURST_RATE, MOST, QUIET, WINDOW, Pressure
 from tests.conftest import Clock
 from tests.helpers import RecordingGateway, new_sid
 

@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from app.db import unit_of_work
 from app.errors import ImportFailed
-from app.importer import import_dir
-from app.inbound import store_inbound
-from app.models import Case, Resident
-from app.models_routing import GridShape
-from app.worker import run_once
+from app.importer.files import import_dir
+from app.inbound.messages import store_inbound
+from app.models.cases import Case
+from app.models.directory import GridShape, Resident
+from app.worker.loop import run_once
 from tests.factories import RESIDENT, STRANGER, WORKER_A, WORKER_C, make_address, make_city
 from tests.helpers import Phone, latest_case, new_sid
 

@@ -1,4 +1,4 @@
-"""The worker sends the outbox on a thread of its own (app/worker.py `Sender`):
+"""The worker sends the outbox on a thread of its own (app/worker/loop.py `Sender`):
 a forward leaves as soon as the transaction that decided it commits, while
 the pass that decided it goes on with the next message."""
 
@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
-from app.models import InboundMessage, OutboundMessage
+from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
-from app.worker import Sender, process_inbound, run_once
+from app.worker.loop import Sender, process_inbound, run_once
 from sms.gateway import OutgoingSms, SendResult
 from tests.conftest import Clock, make_settings
 from tests.factories import WORKER_A, make_city, make_resident

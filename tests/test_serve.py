@@ -24,7 +24,8 @@ from twilio.request_validator import RequestValidator
 
 from app.db import make_engine, make_sessionmaker, unit_of_work
 from app.migrate import upgrade
-from app.models import Case, OutboundMessage
+from app.models.cases import Case
+from app.models.messages import OutboundMessage
 from app.settings import Settings
 from tests.factories import RESIDENT, WORKER_A, WORKER_B, make_city
 from tests.helpers import AUTH_TOKEN, new_sid, webhook_params
@@ -57,7 +58,7 @@ def serve_process(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[s
     base = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, **env, "GRIDLINE_PUBLIC_URL": base}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "app.cli.main", "serve", "--port", str(port)],
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -1,9 +1,10 @@
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.inbound import store_inbound
-from app.models import Case, OutboundMessage
-from app.worker import run_once
+from app.inbound.messages import store_inbound
+from app.models.cases import Case
+from app.models.messages import OutboundMessage
+from app.worker.loop import run_once
 from sms.console import ConsoleGateway
 from tests.factories import RESIDENT, WORKER_A, make_city
 

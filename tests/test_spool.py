@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from app.db import make_engine
+from app.intake.spool import ACTIVE, Spool
 from app.migrate import upgrade
-from app.models import InboundMessage
+from app.models.messages import InboundMessage
 from app.runtime import Runtime
-from app.spool import ACTIVE, Spool
 from app.web import create_app
-from app.worker import run_once
+from app.worker.loop import run_once
 from tests.conftest import Clock, make_settings
 from tests.helpers import RecordingGateway, new_sid, signed_post, webhook_params
 from tests.pg import PostgresUnavailable, start_cluster

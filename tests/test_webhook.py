@@ -11,9 +11,10 @@ from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from app.db import unit_of_work
-from app.inbound import store_inbound
-from app.models import Case, InboundMessage, OutboundMessage
-from app.outbox import enqueue
+from app.delivery.outbox import enqueue
+from app.inbound.messages import store_inbound
+from app.models.cases import Case
+from app.models.messages import InboundMessage, OutboundMessage
 from tests.helpers import AUTH_TOKEN, PUBLIC_URL, new_sid, signed_post, webhook_params
 
 
@@ -207,7 +208,7 @@ class _Counting:
 
 def test_gateway_webhooks_are_served_ahead_of_the_middleware_stack(rt, gateway):
     """POST /sms/inbound and /sms/status go straight to their endpoints
-    (app/sms_webhooks.py), errors answered as everywhere else; the rest of
+    (app/intake/webhooks.py), errors answered as everywhere else; the rest of
     the app, and the webhooks' other methods, go through FastAPI's stack.
     Both are still listed in the API docs."""
     from fastapi.testclient import TestClient
@@ -240,13 +241,13 @@ def test_gateway_webhooks_are_served_ahead_of_the_middleware_stack(rt, gateway):
 def test_a_fault_behind_a_webhook_is_a_500_and_an_unreachable_database_a_503(
     rt, gateway, monkeypatch
 ):
-    """The fast path (app/sms_webhooks.py) hands an unexpected error on to the
+    """The fast path (app/intake/webhooks.py) hands an unexpected error on to the
     server, which answers 500 (as FastAPI's own stack would), and answers an
     unreachable database with 503 and Retry-After. A fault is injected where
     the status callback records its status: no real input reaches it."""
     from fastapi.testclient import TestClient
 
-    from app import sms_webhooks
+    from app.intake import webhooks as sms_webhooks
     from app.web import create_app
 
     def bug(*_args, **_kwargs):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
-from app.inbound import store_inbound
-from app.models import InboundMessage
-from app.worker import process_inbound
+from app.inbound.messages import store_inbound
+from app.models.messages import InboundMessage
+from app.worker.loop import process_inbound
 from tests.factories import make_city
 
 
@@ -48,7 +48,7 @@ def test_inbound_stage_stops_after_its_time_and_goes_on_next_pass(rt, clock):
 
 def test_a_pass_cut_short_goes_on_at_once_and_a_drained_one_waits(db_url, clock):  # type: ignore[no-untyped-def]
     from app.runtime import Runtime
-    from app.worker import run_once
+    from app.worker.loop import run_once
     from tests.conftest import make_settings
     from tests.helpers import RecordingGateway, did_work
     from tests.test_inbound_batch import text_in

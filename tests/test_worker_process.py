@@ -1,11 +1,11 @@
-"""The pipe that wakes `gridline serve`'s worker process (app/worker_process.py).
+"""The pipe that wakes `gridline serve`'s worker process (app/worker/process.py).
 The cross-process path (a webhook wakes the child) is in tests/test_serve.py."""
 
 from __future__ import annotations
 
 import threading
 
-from app.worker_process import PipeEvent
+from app.worker.process import PipeEvent
 
 
 def test_pipe_event_is_set_until_cleared_and_wait_returns_at_once_when_set():

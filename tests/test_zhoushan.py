@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.zhoushan import generate, write_city, write_demo
+from app.importer.zhoushan_city import generate, write_city, write_demo
 from routing.address import normalize_address
 
 
@@ -58,8 +58,8 @@ def test_small_generated_city_writes_the_import_files(tmp_path: Path) -> None:
 
 
 def test_a_small_generated_city_imports_and_routes(rt, tmp_path: Path) -> None:
-    from app.importer import import_dir
-    from app.placement import place
+    from app.importer.files import import_dir
+    from app.inbound.placement import place
 
     city = generate(households=2_000, grids=60)
     write_city(tmp_path, city)

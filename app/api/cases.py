@@ -10,18 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import select
 
-from app import case_lookups
-from app import cases as case_service
 from app.api import idempotency
-from app.api.deps import (
-    READ_ERRORS,
-    WRITE_ERRORS,
-    CallerDep,
-    RuntimeDep,
-    SessionDep,
-    Unprocessable,
-    WriterDep,
-)
+from app.api.deps import READ_ERRORS, WRITE_ERRORS, CallerDep, WriterDep
 from app.api.limits import charge_sms
 from app.api.schemas import (
     AssignBody,
@@ -38,10 +28,15 @@ from app.api.schemas import (
     case_detail,
     case_out,
 )
-from app.apikeys import Caller
-from app.cases import Actor, Ctx
-from app.models import Case, Region
-from app.offices import case_filter, region_filter, visible_case
+from app.cases import changes as case_service
+from app.cases import lookups as case_lookups
+from app.cases.changes import Actor, Ctx
+from app.deps import RuntimeDep, SessionDep
+from app.directory.apikeys import Caller
+from app.directory.offices import case_filter, region_filter, visible_case
+from app.errors import Unprocessable
+from app.models.cases import Case
+from app.models.directory import Region
 from app.runtime import Runtime
 from sms.phones import InvalidPhone, normalize_phone
 

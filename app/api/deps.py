@@ -9,12 +9,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.limits import count_request
-from app.apikeys import Caller, authenticate
 from app.db import unit_of_work
-from app.deps import RuntimeDep as RuntimeDep
-from app.deps import SessionDep as SessionDep
+from app.deps import RuntimeDep
+from app.directory.apikeys import Caller, authenticate
 from app.errors import Forbidden
-from app.errors import Unprocessable as Unprocessable
 from app.runtime import Runtime
 
 

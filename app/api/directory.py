@@ -9,10 +9,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import directory
-from app.api.deps import AUTH_ERRORS, READ_ERRORS, CallerDep, RuntimeDep, SessionDep
-from app.models import Member, Region
-from app.offices import region_filter, region_ids, visible_region
+from app.api.deps import AUTH_ERRORS, READ_ERRORS, CallerDep
+from app.deps import RuntimeDep, SessionDep
+from app.directory import lookups as directory
+from app.directory.offices import region_filter, region_ids, visible_region
+from app.models.directory import Member, Region
 
 router = APIRouter(prefix="/api/v1", tags=["directory"])
 

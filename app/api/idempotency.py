@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import BadRequest, Unprocessable
-from app.models_api import IdempotentAnswer
+from app.models.offices import IdempotentAnswer
 
 MAX_KEY_LENGTH = 200
 # Printable ASCII, not starting with a space, 1–200 characters (checked by FastAPI: 422).

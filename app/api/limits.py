@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.errors import DomainError
-from app.models_api import ApiRateWindow, OfficeSmsUsage
+from app.models.offices import ApiRateWindow, OfficeSmsUsage
 from app.runtime import Runtime
 
 WINDOW_SECONDS = 60

@@ -19,18 +19,12 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
-from app.api.deps import (
-    AUTH_ERRORS,
-    READ_ERRORS,
-    RuntimeDep,
-    SessionDep,
-    Unprocessable,
-    bearer,
-    resolve_caller,
-)
-from app.apikeys import Caller
-from app.models import Case
-from app.offices import case_filter, visible_case
+from app.api.deps import AUTH_ERRORS, READ_ERRORS, bearer, resolve_caller
+from app.deps import RuntimeDep, SessionDep
+from app.directory.apikeys import Caller
+from app.directory.offices import case_filter, visible_case
+from app.errors import Unprocessable
+from app.models.cases import Case
 from sms.templates import word
 
 router = APIRouter(prefix="/api/v1/open311", tags=["open311"])

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from app import cases
-from app.models import Case, CaseEvent
+from app.cases import changes as cases
+from app.models.cases import Case, CaseEvent
 from sms.phones import mask_phone
 
 Status = Literal["awaiting_address", "open", "claimed", "resolved", "closed"]

@@ -13,9 +13,12 @@ from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from app.api.deps import AUTH_ERRORS, CallerDep, RuntimeDep, SessionDep, Unprocessable
-from app.models import CASE_LEVELS, CASE_STATUSES, Case, CaseEvent, Region
-from app.offices import Office, case_filter
+from app.api.deps import AUTH_ERRORS, CallerDep
+from app.deps import RuntimeDep, SessionDep
+from app.directory.offices import Office, case_filter
+from app.errors import Unprocessable
+from app.models.cases import CASE_LEVELS, CASE_STATUSES, Case, CaseEvent
+from app.models.directory import Region
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
 

@@ -10,20 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.deps import (
-    AUTH_ERRORS,
-    READ_ERRORS,
-    WRITE_ERRORS,
-    CallerDep,
-    RuntimeDep,
-    SessionDep,
-    WriterDep,
-)
-from app.apikeys import Caller
+from app.api.deps import AUTH_ERRORS, READ_ERRORS, WRITE_ERRORS, CallerDep, WriterDep
+from app.delivery.office_webhooks import WEBHOOK_EVENTS, check_url, new_secret
+from app.deps import RuntimeDep, SessionDep
+from app.directory.apikeys import Caller
+from app.directory.offices import parse_id
 from app.errors import NotFound
-from app.models_api import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.offices import parse_id
-from app.webhooks_out import WEBHOOK_EVENTS, check_url, new_secret
+from app.models.offices import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 

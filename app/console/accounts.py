@@ -21,9 +21,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from app.directory.offices import Office, office_by_code
 from app.errors import Conflict, DomainError, NotFound, Unprocessable
-from app.models_console import STAFF_ROLES, LoginAttempt, Staff, StaffSession
-from app.offices import Office, office_by_code
+from app.models.console import STAFF_ROLES, LoginAttempt, Staff, StaffSession
 
 IDLE = timedelta(hours=2)
 ABSOLUTE = timedelta(hours=12)

@@ -2,7 +2,7 @@
 
 Communities sit between towns and grids in the data but are not a level of
 the console: a town's grids are all the grids under it, however deep.
-What an office may see comes from `app.offices.region_ids` (its subtree).
+What an office may see comes from `app.directory.offices.region_ids` (its subtree).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.directory.offices import CITY_CODE, Office, region_ids
 from app.errors import NotFound, Unprocessable
-from app.models import Region
-from app.offices import CITY_CODE, Office, region_ids
+from app.models.directory import Region
 
 # What a unit's map shows: a county its towns, a town its grids.
 CHILD_LEVEL = {"city": "county", "county": "town", "town": "grid"}

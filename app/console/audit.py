@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.console.auth import StaffContext
-from app.models_console import AuditEntry
-from app.offices import CITY_CODE, Office, region_filter
+from app.directory.offices import CITY_CODE, Office, region_filter
+from app.models.console import AuditEntry
 
 AUDIT_ACTIONS = ("reveal_phone", "export_csv")
 
@@ -46,7 +46,7 @@ def visible_entries(
     session: Session, office: Office, *, limit: int, before: int | None = None
 ) -> list[AuditEntry]:
     """The entries of the office and of the offices under it (the city: all), newest first."""
-    from app.models import Region
+    from app.models.directory import Region
 
     stmt = select(AuditEntry)
     if office.code != CITY_CODE:

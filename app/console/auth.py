@@ -10,13 +10,13 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 
-from app.cases import Actor
+from app.cases.changes import Actor
 from app.console.accounts import actor_name, resume
 from app.db import unit_of_work
 from app.deps import RuntimeDep
+from app.directory.offices import Office
 from app.errors import BadRequest, Forbidden
-from app.models_console import STAFF_ROLES
-from app.offices import Office
+from app.models.console import STAFF_ROLES
 from app.settings import Settings
 
 SESSION_COOKIE = "gl_console"

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from app.api.stats import Row, case_rows, figures, is_overdue, percentile
 from app.console.areas import CHILD_LEVEL, Tree, Unit
+from app.directory.offices import Office, case_filter
 from app.errors import Unprocessable
-from app.models import ACTIVE_STATUSES, Case, Resident
-from app.offices import Office, case_filter
+from app.models.cases import ACTIVE_STATUSES, Case
+from app.models.directory import Resident
 
 MAX_DAYS = 366
 MAP_WINDOWS = (7, 30, 90)

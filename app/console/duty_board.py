@@ -1,7 +1,7 @@
 """The numbers behind `/console/duty`: who is on duty per grid now and next,
 the roster gaps of the coming days, and the phones our SMS did not reach.
 
-The decisions are `routing.duty`'s, as for the SMS (`app.rosters`); here the
+The decisions are `routing.duty`'s, as for the SMS (`app.directory.rosters`); here the
 inputs of a whole town or county are loaded in a few queries instead of a few
 per grid. Phones leave this module masked.
 """
@@ -18,8 +18,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.console.areas import Tree, Unit
-from app.models import Member, OutboundMessage, Shift
-from app.models_escalation import MemberLeave, RosterOverride
+from app.models.directory import Member, MemberLeave, RosterOverride, Shift
+from app.models.messages import OutboundMessage
 from routing.duty import Leave, Override, duty_at, gaps_between, next_change
 from routing.roster import ShiftSpec, rebased
 from sms.phones import mask_phone, mask_phones_in_text
@@ -122,7 +122,7 @@ def unit_duty(
         fallback=answer.gap,
     )
     if answer.gap:
-        # As app.rosters.on_duty: everyone not on leave (everyone if all are).
+        # As app.directory.rosters.on_duty: everyone not on leave (everyone if all are).
         away = {leave.phone for leave in leaves if leave.starts_at <= local < leave.ends_at}
         present = [m for m in members if m.phone not in away] or members
         entry.now = _people((m.phone for m in present), members)

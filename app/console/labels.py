@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app import cases as case_service
+from app.cases import changes as case_service
 from app.console.render import translator
-from app.models import Case, Region
+from app.models.cases import Case
+from app.models.directory import Region
 
 
 def status_labels(lang: str) -> dict[str, str]:

@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.console.areas import CHILD_LEVEL, Tree, Unit
 from app.console.svg import Projected, project
-from app.models import Region
-from app.models_routing import GridShape
+from app.models.directory import GridShape, Region
 from app.runtime import Runtime
 from routing.geo import InvalidGeometry, polygon
 

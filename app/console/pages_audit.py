@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 
-from app.console import router
 from app.console.audit import visible_entries
 from app.console.auth import StaffContext, require_role
 from app.console.render import render
+from app.console.router import router
 from app.deps import SessionDep
 
 PAGE = 100

@@ -5,17 +5,10 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.console import router
 from app.console.accounts import LoginFailed, LoginThrottled, login, logout
-from app.console.auth import (
-    SESSION_COOKIE,
-    CsrfDep,
-    FormDep,
-    check_origin,
-    client_ip,
-    request_lang,
-)
+from app.console.auth import SESSION_COOKIE, CsrfDep, FormDep, check_origin, client_ip, request_lang
 from app.console.render import render, translator
+from app.console.router import router
 from app.db import unit_of_work
 from app.deps import RuntimeDep
 

@@ -12,35 +12,24 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app import case_actions, case_lookups
-from app import cases as case_service
 from app.api.limits import charge_sms
-from app.cases import Ctx
-from app.console import router
+from app.cases import changes as case_service
+from app.cases import lookups as case_lookups
+from app.cases import office_actions as case_actions
+from app.cases.changes import Ctx
 from app.console.audit import write_audit
 from app.console.auth import CsrfDep, FormDep, StaffContext, StaffDep
-from app.console.labels import (
-    area,
-    assignee,
-    countdown,
-    event_labels,
-    level_labels,
-    status_labels,
-)
+from app.console.labels import area, assignee, countdown, event_labels, level_labels, status_labels
 from app.console.queue import grids
 from app.console.render import render, translator
+from app.console.router import router
 from app.deps import RuntimeDep, SessionDep
+from app.directory.offices import case_filter, region_filter, visible_case
+from app.directory.offices import display_name as office_display_name
 from app.errors import DomainError, NotFound, Unprocessable
-from app.models import (
-    Case,
-    DeliveryAttempt,
-    DeliveryReport,
-    OutboundMessage,
-    Region,
-    Resident,
-)
-from app.offices import case_filter, region_filter, visible_case
-from app.offices import display_name as office_display_name
+from app.models.cases import Case
+from app.models.directory import Region, Resident
+from app.models.messages import DeliveryAttempt, DeliveryReport, OutboundMessage
 from app.runtime import Runtime
 from sms.phones import InvalidPhone, mask_phone, mask_phones_in_text, normalize_phone
 

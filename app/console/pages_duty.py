@@ -10,11 +10,11 @@ from datetime import datetime, time, timedelta
 from fastapi import Request
 from fastapi.responses import Response
 
-from app.console import router
 from app.console.areas import pick_unit, trail, visible_tree
 from app.console.auth import StaffDep
 from app.console.duty_board import duty_board, undelivered_phones
 from app.console.render import render
+from app.console.router import router
 from app.deps import RuntimeDep, SessionDep
 from app.errors import Unprocessable
 

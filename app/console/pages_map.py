@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import Response
 
-from app.console import router
 from app.console.areas import Unit, pick_unit, trail, visible_tree
 from app.console.auth import StaffDep
 from app.console.console_stats import (
@@ -32,6 +31,7 @@ from app.console.console_stats import (
 from app.console.csv_out import csv_response
 from app.console.map_shapes import paths_for, shaped_grid_ids
 from app.console.render import render, translator
+from app.console.router import router
 from app.console.svg import Area, Svg, choropleth, colour_scale
 from app.deps import RuntimeDep, SessionDep
 from app.errors import Unprocessable

@@ -16,11 +16,10 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from app import case_lookups
-from app import cases as case_service
 from app.api.limits import charge_sms
-from app.cases import Ctx
-from app.console import router
+from app.cases import changes as case_service
+from app.cases import lookups as case_lookups
+from app.cases.changes import Ctx
 from app.console.audit import write_audit
 from app.console.auth import CsrfDep, FormDep, StaffContext, StaffDep
 from app.console.labels import area, assignee, countdown, level_labels, status_labels
@@ -35,10 +34,11 @@ from app.console.queue import (
     parse_filters,
 )
 from app.console.render import render, translator
+from app.console.router import router
 from app.deps import RuntimeDep, SessionDep
+from app.directory.offices import visible_case
 from app.errors import DomainError, NotFound, Unprocessable
-from app.models import Case
-from app.offices import visible_case
+from app.models.cases import Case
 from app.runtime import Runtime
 from sms.phones import InvalidPhone, mask_phone, mask_phones_in_text, normalize_phone
 

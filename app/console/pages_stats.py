@@ -18,12 +18,12 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from app.console import router
 from app.console.areas import office_unit, visible_tree
 from app.console.auth import StaffContext, StaffDep
 from app.console.console_stats import Period, StatsReport, parse_period, stats_report
 from app.console.csv_out import csv_response
 from app.console.render import render, translator
+from app.console.router import router
 from app.console.svg import Series, Svg, hbar_chart, line_chart
 from app.deps import RuntimeDep, SessionDep
 from app.errors import Unprocessable

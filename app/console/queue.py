@@ -18,9 +18,10 @@ from sqlalchemy import case as sa_case
 from sqlalchemy.orm import Session
 
 from app.console.labels import SOON
+from app.directory.offices import Office, case_filter
 from app.errors import Unprocessable
-from app.models import CASE_LEVELS, Case, Region
-from app.offices import Office, case_filter
+from app.models.cases import CASE_LEVELS, Case
+from app.models.directory import Region
 
 View = Literal["to_claim", "in_progress", "due_soon", "overdue", "to_rate", "all"]
 VIEWS: tuple[View, ...] = ("to_claim", "in_progress", "due_soon", "overdue", "to_rate", "all")
@@ -135,7 +136,7 @@ def page(
 
 
 def grids(session: Session, office: Office) -> list[Region]:
-    from app.offices import region_filter
+    from app.directory.offices import region_filter
 
     return list(
         session.scalars(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.models.base
 
 revision = '0001'
 down_revision = None
@@ -26,9 +26,9 @@ def upgrade() -> None:
     sa.Column('key_hash', sa.String(length=64), nullable=False),
     sa.Column('office_code', sa.String(length=64), nullable=False),
     sa.Column('scope', sa.String(length=8), nullable=False),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('prefix', name=op.f('uq_api_keys_prefix'))
     )
@@ -50,7 +50,7 @@ def upgrade() -> None:
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=False),
     sa.Column('body', sa.JSON(), nullable=True),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotent_answers')),
     sa.UniqueConstraint('office_code', 'key', name=op.f('uq_idempotent_answers_office_code_key'))
     )
@@ -60,7 +60,7 @@ def upgrade() -> None:
     sa.Column('starts_at', sa.DateTime(), nullable=False),
     sa.Column('ends_at', sa.DateTime(), nullable=False),
     sa.Column('reason', sa.String(length=200), nullable=False),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_member_leaves'))
     )
     with op.batch_alter_table('member_leaves', schema=None) as batch_op:
@@ -78,7 +78,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('job', sa.String(length=32), nullable=False),
     sa.Column('period', sa.String(length=32), nullable=False),
-    sa.Column('at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_periodic_runs')),
     sa.UniqueConstraint('job', 'period', name=op.f('uq_periodic_runs_job_period'))
@@ -89,7 +89,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('level', sa.String(length=16), nullable=False),
     sa.Column('parent_id', sa.Integer(), nullable=True),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['parent_id'], ['regions.id'], name=op.f('fk_regions_parent_id_regions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_regions')),
     sa.UniqueConstraint('code', name=op.f('uq_regions_code'))
@@ -105,7 +105,7 @@ def upgrade() -> None:
     sa.Column('secret', sa.String(length=100), nullable=False),
     sa.Column('events', sa.JSON(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_endpoints'))
     )
     with op.batch_alter_table('webhook_endpoints', schema=None) as batch_op:
@@ -116,7 +116,7 @@ def upgrade() -> None:
     sa.Column('address', sa.String(length=300), nullable=False),
     sa.Column('normalized', sa.String(length=300), nullable=False),
     sa.Column('grid_id', sa.Integer(), nullable=False),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['grid_id'], ['regions.id'], name=op.f('fk_addresses_grid_id_regions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_addresses')),
     sa.UniqueConstraint('address', 'grid_id', name=op.f('uq_addresses_address_grid_id'))
@@ -129,7 +129,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('grid_id', sa.Integer(), nullable=False),
     sa.Column('geometry', sa.JSON(), nullable=False),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['grid_id'], ['regions.id'], name=op.f('fk_grid_shapes_grid_id_regions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_grid_shapes')),
     sa.UniqueConstraint('grid_id', name=op.f('uq_grid_shapes_grid_id'))
@@ -141,7 +141,7 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=32), nullable=False),
     sa.Column('unit_id', sa.Integer(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['unit_id'], ['regions.id'], name=op.f('fk_members_unit_id_regions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_members')),
     sa.UniqueConstraint('phone', 'unit_id', name=op.f('uq_members_phone_unit_id'))
@@ -159,8 +159,8 @@ def upgrade() -> None:
     sa.Column('tags', sa.String(length=300), nullable=False),
     sa.Column('opted_out', sa.Boolean(), nullable=False),
     sa.Column('address_source', sa.String(length=16), nullable=True),
-    sa.Column('address_confirmed_at', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('address_confirmed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['grid_id'], ['regions.id'], name=op.f('fk_residents_grid_id_regions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_residents')),
     sa.UniqueConstraint('phone', name=op.f('uq_residents_phone'))
@@ -176,7 +176,7 @@ def upgrade() -> None:
     sa.Column('starts_at', sa.DateTime(), nullable=False),
     sa.Column('ends_at', sa.DateTime(), nullable=False),
     sa.Column('reason', sa.String(length=200), nullable=False),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['unit_id'], ['regions.id'], name=op.f('fk_roster_overrides_unit_id_regions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_roster_overrides'))
     )
@@ -190,7 +190,7 @@ def upgrade() -> None:
     sa.Column('starts_at', sa.DateTime(), nullable=False),
     sa.Column('ends_at', sa.DateTime(), nullable=False),
     sa.Column('rrule', sa.String(length=500), nullable=True),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['unit_id'], ['regions.id'], name=op.f('fk_shifts_unit_id_regions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_shifts')),
     sa.UniqueConstraint('unit_id', 'phone', 'starts_at', name=op.f('uq_shifts_unit_id_phone_starts_at'))
@@ -216,16 +216,16 @@ def upgrade() -> None:
     sa.Column('routing_method', sa.String(length=20), nullable=True),
     sa.Column('routing_evidence', sa.JSON(), nullable=True),
     sa.Column('claimed_by', sa.String(length=80), nullable=True),
-    sa.Column('claimed_at', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('resolved_at', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('closed_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolved_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('rating', sa.Integer(), nullable=True),
     sa.Column('address_attempts', sa.Integer(), nullable=False),
-    sa.Column('claim_due_at', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('escalate_due_at', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('resolve_due_at', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claim_due_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('escalate_due_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolve_due_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['county_id'], ['regions.id'], name=op.f('fk_cases_county_id_regions')),
     sa.ForeignKeyConstraint(['grid_id'], ['regions.id'], name=op.f('fk_cases_grid_id_regions')),
     sa.ForeignKeyConstraint(['resident_id'], ['residents.id'], name=op.f('fk_cases_resident_id_residents')),
@@ -246,7 +246,7 @@ def upgrade() -> None:
     op.create_table('case_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
-    sa.Column('at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('actor', sa.String(length=80), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
@@ -263,7 +263,7 @@ def upgrade() -> None:
     sa.Column('phone', sa.String(length=32), nullable=False),
     sa.Column('reason', sa.String(length=16), nullable=False),
     sa.Column('level', sa.String(length=10), nullable=False),
-    sa.Column('added_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('added_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_case_participants_case_id_cases')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_case_participants')),
     sa.UniqueConstraint('case_id', 'phone', name=op.f('uq_case_participants_case_id_phone'))
@@ -279,9 +279,9 @@ def upgrade() -> None:
     sa.Column('to_phone', sa.String(length=32), nullable=True),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
-    sa.Column('received_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('processed_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('processed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('case_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_inbound_messages_case_id_cases')),
@@ -296,10 +296,10 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
-    sa.Column('due_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('done_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('done_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('outcome', sa.String(length=16), nullable=True),
-    sa.Column('lease_until', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_until', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('lease_token', sa.Integer(), nullable=False),
     sa.Column('params', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_scheduled_steps_case_id_cases')),
@@ -318,10 +318,10 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('lease_until', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('delivered_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lease_until', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_webhook_deliveries_case_id_cases')),
     sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoints.id'], name=op.f('fk_webhook_deliveries_endpoint_id_webhook_endpoints')),
@@ -345,15 +345,15 @@ def upgrade() -> None:
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('lease_until', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lease_until', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('provider_sid', sa.String(length=64), nullable=True),
     sa.Column('delivery_status', sa.String(length=16), nullable=True),
     sa.Column('error_code', sa.String(length=16), nullable=True),
     sa.Column('error_message', sa.Text(), nullable=True),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_outbound_messages_case_id_cases')),
     sa.ForeignKeyConstraint(['inbound_id'], ['inbound_messages.id'], name=op.f('fk_outbound_messages_inbound_id_inbound_messages')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbound_messages')),
@@ -368,7 +368,7 @@ def upgrade() -> None:
     op.create_table('webhook_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('delivery_id', sa.Integer(), nullable=False),
-    sa.Column('at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
@@ -382,7 +382,7 @@ def upgrade() -> None:
     op.create_table('delivery_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('outbound_id', sa.Integer(), nullable=False),
-    sa.Column('at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('error_code', sa.String(length=16), nullable=True),
     sa.Column('error_message', sa.Text(), nullable=True),
@@ -398,7 +398,7 @@ def upgrade() -> None:
     sa.Column('provider_sid', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('error_code', sa.String(length=16), nullable=True),
-    sa.Column('received_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('outbound_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['outbound_id'], ['outbound_messages.id'], name=op.f('fk_delivery_reports_outbound_id_outbound_messages')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery_reports'))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.models.base
 
 revision = "0003"
 down_revision = "0002"
@@ -22,8 +22,8 @@ def upgrade() -> None:
     op.create_table(
         "sender_rates",
         sa.Column("sender", sa.String(length=32), nullable=False),
-        sa.Column("tat", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("tat", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("sender", name=op.f("pk_sender_rates")),
     )
     op.create_index(

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from app.apikeys import create_key
 from app.db import unit_of_work
+from app.directory.apikeys import create_key
 from app.runtime import Runtime
 from app.settings import Settings
 from tests.conftest import make_settings
@@ -87,7 +87,7 @@ class Api:
 @pytest.fixture
 def work(rt: Runtime, gateway: RecordingGateway) -> Callable[[], object]:
     """One worker pass: sends what the API's actions put in the outbox."""
-    from app.worker import run_once
+    from app.worker.loop import run_once
 
     return lambda: run_once(rt, gateway)
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from app.cli import cli
-from app.models_api import ApiKey
+from app.cli.main import cli
+from app.models.offices import ApiKey
 from tests.api.conftest import Api, auth
 
 
@@ -24,8 +24,8 @@ def test_no_key_wrong_key_and_revoked_key_are_401(rt, client, city, make_key):
     assert client.get("/api/v1/cases", headers=auth("gl_nothing")).status_code == 401
     assert client.get("/api/v1/cases", headers=auth(key)).status_code == 200
 
-    from app.apikeys import revoke_key
     from app.db import unit_of_work
+    from app.directory.apikeys import revoke_key
 
     with unit_of_work(rt.sessions) as session:
         revoke_key(session, prefix=key[:11], now=rt.clock())

@@ -22,7 +22,7 @@ WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["case.escalated"]}
 @pytest.fixture
 def cases(phone, rt):
     """One case in town DH-JF (county DH), one in DH-HN (county DH), one in PT."""
-    from app.models import Case
+    from app.models.cases import Case
 
     phone(RESIDENT).text("楼道灯坏了")
     phone(HN_RESIDENT).text("路灯不亮")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.models_api import WebhookAttempt, WebhookDelivery
-from app.webhooks_out import UnsafeUrl, check_url, sign
+from app.delivery.office_webhooks import UnsafeUrl, check_url, sign
+from app.models.offices import WebhookAttempt, WebhookDelivery
 from tests.api.conftest import PT_RESIDENT, Api, auth
 from tests.api.receiver import verify
 from tests.factories import RESIDENT, WORKER_A

@@ -31,8 +31,9 @@ from twilio.request_validator import RequestValidator
 
 from app.console.render import translator
 from app.db import make_engine
-from app.demo import GRIDS as DEMO_GRIDS
-from app.models import Case, CaseParticipant, InboundMessage
+from app.importer.demo_city import GRIDS as DEMO_GRIDS
+from app.models.cases import Case, CaseParticipant
+from app.models.messages import InboundMessage
 
 HERE = Path(__file__).parent
 VENDOR = HERE / "vendor"
@@ -59,7 +60,7 @@ VIEWPORTS = {
 }
 LOCALES = {"zh": "zh-CN", "en": "en-US"}
 
-# One gazetteer address of each demo grid (app/demo.py): a text naming it is
+# One gazetteer address of each demo grid (app/importer/demo_city.py): a text naming it is
 # routed to that grid.
 ADDRESS_OF = {
     "DH-JF-WS-01": "翁山新村1幢",
@@ -77,9 +78,9 @@ STAFF_PASSWORD = "Correct-Horse-7-Battery"
 
 
 def gridline_command() -> list[str]:
-    """The installed `gridline` script of this interpreter's venv, else `python -m app.cli`."""
+    """The installed `gridline` script of this interpreter's venv, else `python -m app.cli.main`."""
     script = Path(sys.executable).with_name("gridline")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli.main"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from app.models import OutboundMessage
+from app.models.messages import OutboundMessage
 from tests.browser.conftest import Console
 from tests.browser.support import Server, assert_accessible, screenshot, text
 

@@ -10,9 +10,8 @@ from dateutil.rrule import rrulestr
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
-from app.demo import GRIDS
-from app.models import Member, Region, Shift
-from app.models_escalation import MemberLeave, RosterOverride
+from app.importer.demo_city import GRIDS
+from app.models.directory import Member, MemberLeave, Region, RosterOverride, Shift
 from tests.browser.conftest import Console
 from tests.browser.support import Server, screenshot, text
 

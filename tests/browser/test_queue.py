@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from app.models import Case
-from app.models_console import AuditEntry
+from app.models.cases import Case
+from app.models.console import AuditEntry
 from tests.browser.conftest import Console
 from tests.browser.support import (
     Server,

@@ -11,7 +11,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from app.models import ACTIVE_STATUSES, Case, Region
+from app.models.cases import ACTIVE_STATUSES, Case
+from app.models.directory import Region
 from tests.browser.conftest import Console
 from tests.browser.support import Server, screenshot, text
 

@@ -14,10 +14,11 @@ from httpx import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import directory
 from app.console.accounts import create_staff
 from app.db import unit_of_work
-from app.models import Case, Region
+from app.directory import lookups as directory
+from app.models.cases import Case
+from app.models.directory import Region
 from app.runtime import Runtime
 from tests.api.conftest import city, make_key, phone, work  # noqa: F401  (shared fixtures)
 

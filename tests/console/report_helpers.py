@@ -12,8 +12,7 @@ from shapely.geometry import box, mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Region
-from app.models_routing import GridShape
+from app.models.directory import GridShape, Region
 from tests.factories import make_resident
 
 DH_RESIDENT_2 = "+8613700000002"  # a second household of DH-01

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.console.accounts import MAX_FAILURES_PER_USERNAME, disable_staff, staff_by_username
 from app.db import unit_of_work
-from app.models_console import LoginAttempt, Staff, StaffSession
+from app.models.console import LoginAttempt, Staff, StaffSession
 from tests.console.conftest import ORIGIN, PASSWORD, Console
 
 

@@ -7,8 +7,9 @@ import re
 
 from sqlalchemy import select
 
-from app.models import Case, CaseEvent, OutboundMessage
-from app.models_console import AuditEntry
+from app.models.cases import Case, CaseEvent
+from app.models.console import AuditEntry
+from app.models.messages import OutboundMessage
 from tests.api.conftest import HN_RESIDENT
 from tests.factories import RESIDENT, WORKER_A
 from tests.helpers import signed_post

@@ -7,10 +7,10 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 from app.console.accounts import create_staff
 from app.db import unit_of_work
-from app.models_console import Staff
+from app.models.console import Staff
 from tests.console.conftest import PASSWORD, Console
 
 

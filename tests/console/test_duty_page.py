@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.models import OutboundMessage, Region
+from app.models.directory import Region
+from app.models.messages import OutboundMessage
 from app.runtime import Runtime
 from routing.duty import next_change
 from routing.roster import ShiftSpec

@@ -9,7 +9,8 @@ import re
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
-from app.models import Case, CaseEvent, OutboundMessage
+from app.models.cases import Case, CaseEvent
+from app.models.messages import OutboundMessage
 from tests.api.conftest import Api
 from tests.factories import RESIDENT
 
@@ -29,7 +30,7 @@ BODIES = {
 
 def _console_routes(app, method: str) -> list[str]:
     """Every route of the console's router (those of every pages_* module)."""
-    from app.console import router
+    from app.console.router import router
 
     return sorted(
         {

@@ -12,8 +12,8 @@ from sqlalchemy import and_, func, or_, select
 
 from app.console.map_shapes import CACHE_KEY
 from app.db import unit_of_work
-from app.models import Case, Region
-from app.models_routing import GridShape
+from app.models.cases import Case
+from app.models.directory import GridShape, Region
 from app.runtime import Runtime
 from tests.api.conftest import HN_RESIDENT, PT_RESIDENT
 from tests.console.report_helpers import DH_RESIDENT_2, add_boundaries, csv_rows, square, tables

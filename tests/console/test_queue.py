@@ -10,8 +10,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.models import Case, CaseEvent, OutboundMessage
-from app.models_console import AuditEntry
+from app.models.cases import Case, CaseEvent
+from app.models.console import AuditEntry
+from app.models.messages import OutboundMessage
 from tests.console.conftest import make_case
 
 CARD_RE = re.compile(r'data-view="(\w+)"[^>]*>\s*<span class="n">(\d+)</span>')

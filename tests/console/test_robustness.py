@@ -19,7 +19,7 @@ def _ok(r, where) -> None:
 
 
 def test_junk_query_and_form_values_never_answer_500(browser, phone, rt):
-    from app.console import router
+    from app.console.router import router
 
     phone(RESIDENT).text("楼道灯坏了")
     console = browser("DH-JF", "admin")

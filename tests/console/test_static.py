@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.models import Case
+from app.models.cases import Case
 from tests.factories import RESIDENT
 
 STATIC = Path(__file__).resolve().parents[2] / "app" / "console" / "static"
@@ -29,7 +29,7 @@ def test_rendered_pages_link_only_to_this_site(browser, rt, phone):
     console = browser("DH-JF", "admin")
     from fastapi.routing import APIRoute
 
-    from app.console import router
+    from app.console.router import router
 
     pages = ["/console/login", "/console", f"/console/cases/{case_id}", "/console/audit"]
     pages += [

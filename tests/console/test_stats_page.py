@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from app.console.console_stats import parse_period
 from app.db import unit_of_work
 from app.errors import Unprocessable
-from app.models import Case, CaseEvent, Region
+from app.models.cases import Case, CaseEvent
+from app.models.directory import Region
 from app.runtime import Runtime
 from tests.api.conftest import HN_RESIDENT, HN_WORKER, PT_RESIDENT, categories  # noqa: F401
 from tests.console.report_helpers import DH_RESIDENT_2, add_boundaries, csv_rows, tables

@@ -8,10 +8,10 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from app import cases
-from app.cases import Ctx
+from app.cases import changes as cases
+from app.cases.changes import Ctx
 from app.db import unit_of_work
-from app.models import Case
+from app.models.cases import Case
 from app.runtime import Runtime
 from tests.conftest import _truncate_all, make_settings
 from tests.factories import City, make_city

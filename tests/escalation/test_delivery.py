@@ -8,9 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.models import Case, CaseEvent, OutboundMessage, ScheduledStep
+from app.models.cases import Case, CaseEvent
+from app.models.deadlines import ScheduledStep
+from app.models.messages import OutboundMessage
 from app.runtime import Runtime
-from app.worker import run_once
+from app.worker.loop import run_once
 from sms.gateway import OutgoingSms, PermanentSendError, SendResult
 from tests.factories import COUNTY_OFFICE, RESIDENT, TOWN_OFFICE, WORKER_A, WORKER_B
 from tests.helpers import Phone, RecordingGateway, latest_case, signed_post

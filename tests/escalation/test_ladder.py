@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.models import Case, CaseEvent
-from app.models_escalation import PeriodicRun
+from app.models.cases import Case, CaseEvent
+from app.models.deadlines import PeriodicRun
 from app.runtime import Runtime
-from app.worker import run_once
+from app.worker.loop import run_once
 from tests.conftest import make_settings
 from tests.factories import COUNTY_OFFICE, RESIDENT, TOWN_OFFICE, WORKER_A
 from tests.helpers import Phone, latest_case

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 from app.db import unit_of_work
-from app.models import Case, CaseEvent, OutboundMessage
+from app.models.cases import Case, CaseEvent
+from app.models.messages import OutboundMessage
 from app.runtime import Runtime
-from app.worker import run_once
+from app.worker.loop import run_once
 from routing.policy import PolicyError, deadlines_for, parse_policy
 from routing.workcal import WorkDays, add_workdays
 from tests.conftest import make_settings

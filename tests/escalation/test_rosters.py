@@ -7,11 +7,11 @@ from datetime import datetime
 
 from typer.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 from app.db import unit_of_work
-from app.models_escalation import MemberLeave, RosterOverride
+from app.models.directory import MemberLeave, RosterOverride
 from app.runtime import Runtime
-from app.worker import run_once
+from app.worker.loop import run_once
 from tests.factories import RESIDENT, TOWN_OFFICE, WORKER_A, WORKER_B, City, make_member
 from tests.helpers import Phone
 

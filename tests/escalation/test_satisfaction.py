@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.models import Case, CaseEvent
+from app.models.cases import Case, CaseEvent
 from app.runtime import Runtime
-from app.worker import run_once
+from app.worker.loop import run_once
 from tests.factories import RESIDENT, TOWN_OFFICE, WORKER_A
 from tests.helpers import Phone, latest_case
 

@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Case, CaseEvent, OutboundMessage, ScheduledStep
+from app.models.cases import Case, CaseEvent
+from app.models.deadlines import ScheduledStep
+from app.models.messages import OutboundMessage
 from app.runtime import Runtime
 from tests.escalation.conftest import open_cases
 from tests.escalation.procs import run_workers
@@ -157,7 +159,7 @@ def test_deadlines_missed_while_everything_was_down_fire_once_on_start(rt, city,
 def test_the_lease_is_one_statement_with_a_materialized_skip_locked_cte():
     from sqlalchemy.dialects import postgresql
 
-    from app.scheduler import lease_statement
+    from app.deadlines.scheduler import lease_statement
 
     stmt = lease_statement(now=datetime.now(UTC), lease=timedelta(minutes=1), limit=10)
     sql = " ".join(str(stmt.compile(dialect=postgresql.dialect())).split())
@@ -176,7 +178,7 @@ def _pg(rt: Runtime) -> bool:
 def test_a_step_that_raises_in_a_batch_costs_only_itself(rt, city, clock):
     """A batch is one transaction: when one of its steps raises, the batch rolls
     back and its steps are fired one by one, so the others still fire once."""
-    from app.scheduler import MAX_STEP_ATTEMPTS, run_due
+    from app.deadlines.scheduler import MAX_STEP_ATTEMPTS, run_due
 
     opened = clock.now
     ids = open_cases(rt, 12, now=opened)
@@ -212,8 +214,9 @@ def test_a_step_that_raises_in_a_batch_costs_only_itself(rt, city, clock):
 def test_cancel_reaches_a_step_scheduled_earlier_in_the_same_batch(rt, city, clock):
     """A batch runs without autoflush: a step scheduled by one of its steps and
     cancelled by a later one must not be written as still due."""
-    from app import cases, memo
-    from app.cases import Ctx
+    from app import memo
+    from app.cases import changes as cases
+    from app.cases.changes import Ctx
     from app.db import unit_of_work
 
     [case_id] = open_cases(rt, 1, now=clock.now)

@@ -3,7 +3,7 @@
     python -m tests.escalation.worker_proc URL NOW [--batch N] [--fire-batch N] [--crash-after N]
 
 Prints `ready`, waits for a line on stdin (so that several processes start
-firing together), runs `app.scheduler.run_due` until nothing is due and prints
+firing together), runs `app.deadlines.scheduler.run_due` until nothing is due and prints
 its counts as JSON. With `--crash-after N` it fires N steps, then dies inside
 the transaction of the next one, after its effects were written but before the
 commit (`os._exit`: no cleanup, no rollback, like a SIGKILL).
@@ -19,9 +19,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import object_session
 
-from app.models import ScheduledStep
+from app.deadlines.scheduler import run_due
+from app.models.deadlines import ScheduledStep
 from app.runtime import Runtime
-from app.scheduler import run_due
 from app.settings import Settings
 
 CRASH_EXIT = 137

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from app.db import make_engine, make_sessionmaker
-from app.models import Case, InboundMessage, OutboundMessage
+from app.models.cases import Case
+from app.models.messages import InboundMessage, OutboundMessage
 
 
 @dataclass

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sms.templates import (
-    LOCALES,
-    TEMPLATES,
-    WORDS,
-    UnknownTemplate,
-    placeholders,
-    render,
-    word,
-)
+from sms.templates import LOCALES, TEMPLATES, WORDS, UnknownTemplate, placeholders, render, word
 
 # One UCS-2 SMS segment holds 70 characters.
 SEGMENT = 70

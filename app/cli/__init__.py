@@ -1,0 +1,3 @@
+"""The `gridline` command line (`main`), one module per command group.
+May import anything in `app`; nothing in `app` imports it.
+"""

@@ -1,0 +1,241 @@
+"""The gateway's webhooks: inbound SMS (`POST /sms/inbound`) and delivery
+status callbacks (`POST /sms/status`).
+
+The inbound webhook is the hot path of the service: every resident's text
+comes through it, in bursts when a typhoon comes; status callbacks, one or
+more per SMS sent, come more often still. `GridlineApp` serves both ahead
+of FastAPI's middleware stack and router (exception middlewares, the
+route table, dependency solving), which cost about as much CPU per webhook
+as the endpoint's own work: on the bench host, with them (and a wake-up of
+the event loop per message, since batched: app/intake/group_commit.py) a web process
+spent 0.9–1.0 ms of CPU per webhook, without them mostly about 0.6 ms
+(BENCHMARKS.md). An endpoint is the same function either way, registered as
+a FastAPI route too (the API docs list it), and its errors render as the
+app's exception handlers render them: a `DomainError` as its 4xx JSON, an
+unreachable database as 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
+from twilio.twiml.messaging_response import MessagingResponse
+
+from app.db import database_unavailable
+from app.delivery.status import record_delivery_status
+from app.errors import BadRequest, DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from app.intake.group_commit import Incoming, IngestWriter
+from app.intake.spool import Spool
+from app.runtime import Runtime
+from sms.phones import InvalidPhone, mask_phone, normalize_phone
+from sms.signature import is_valid_signature, signed_url
+
+log = logging.getLogger("gridline.web")
+
+INBOUND_PATH = "/sms/inbound"
+STATUS_PATH = "/sms/status"
+EMPTY_TWIML = str(MessagingResponse())
+MAX_BODY_CHARS = 1600  # Twilio's own limit for one message body
+
+
+class GridlineApp(FastAPI):
+    """FastAPI, with the gateway's webhooks served before its middleware stack."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = _FAST.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is not None and scope["method"] == "POST":
+            scope["app"] = self  # what Starlette sets for `request.app`
+            request = Request(scope, receive)
+            try:
+                response = await endpoint(request)
+            except DomainError as exc:
+                response = await domain_error(request, exc)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise  # uvicorn logs it and answers 500, as FastAPI's stack would
+                response = await database_down(request, exc)
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+async def domain_error(_request: Request, exc: Exception) -> Response:
+    """A `DomainError` as JSON with its status: `{"error": code, "detail": why}`."""
+    assert isinstance(exc, DomainError)
+    return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status_code)
+
+
+async def database_down(_request: Request, exc: Exception) -> Response:
+    """The database is unreachable (down, restarting): say so, and when to retry."""
+    log.warning("database unavailable: %s", exc.__class__.__name__)
+    return JSONResponse(
+        {"error": "unavailable", "detail": "database unavailable; retry later"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def read_form(request: Request, rt: Runtime) -> dict[str, str]:
+    """Read a form-encoded webhook body within the size limit, and check its signature."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("expected application/x-www-form-urlencoded")
+    limit = rt.settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            declared_size = int(declared)
+        except ValueError as exc:
+            raise BadRequest("bad Content-Length") from exc
+        if declared_size > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("body is not UTF-8 form data") from exc
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if "\x00" in key or "\x00" in value:
+            raise BadRequest("NUL byte in form data")
+        form.setdefault(key, value)
+    settings = rt.settings
+    if settings.validate_signatures:
+        assert settings.public_url and settings.twilio_auth_token
+        # The route matched this exact path; `request.url` would build and parse
+        # a whole URL for it on every webhook.
+        query = request.scope.get("query_string", b"").decode("utf-8", "replace")
+        url = signed_url(settings.public_url, request.scope["path"], query)
+        if not is_valid_signature(
+            auth_token=settings.twilio_auth_token,
+            url=url,
+            params=form,
+            signature=request.headers.get("x-twilio-signature"),
+        ):
+            raise Forbidden("invalid or missing X-Twilio-Signature")
+    return form
+
+
+async def sms_inbound(request: Request) -> Response:
+    """Twilio Messaging webhook: store the message, answer empty TwiML at once."""
+    rt: Runtime = request.app.state.runtime
+    started = time.perf_counter()
+    form = await read_form(request, rt)
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    if not sid or len(sid) > 64:
+        raise BadRequest("MessageSid is missing or too long")
+    try:
+        sender = normalize_phone(form.get("From", ""), region=rt.settings.default_region)
+    except InvalidPhone as exc:
+        raise BadRequest(f"From is not a phone number: {exc}") from exc
+    body = form.get("Body", "")
+    if len(body) > MAX_BODY_CHARS:
+        raise BadRequest(f"Body longer than {MAX_BODY_CHARS} characters")
+    extra: dict[str, str] = {k: form[k] for k in ("Latitude", "Longitude", "NumMedia") if k in form}
+
+    incoming = Incoming(
+        message_sid=sid,
+        from_phone=sender,
+        to_phone=form.get("To") or None,
+        body=body,
+        params=extra,
+        received_at=rt.clock(),
+    )
+    writer: IngestWriter = request.app.state.ingest
+    try:
+        # Stored (committed, with other webhooks' messages) before we answer.
+        created = await writer.store(incoming)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        # Accepted all the same: durable in the spool, stored when the
+        # database is back (app/intake/spool.py). SpoolUnavailable is a 503.
+        spool: Spool = request.app.state.spool
+        await run_in_threadpool(
+            lambda: spool.append(
+                message_sid=sid,
+                from_phone=sender,
+                to_phone=incoming.to_phone,
+                body=body,
+                params=extra,
+                received_at=incoming.received_at,
+            )
+        )
+        log.warning(
+            "inbound %s from %s spooled: database unavailable (%s)",
+            sid,
+            mask_phone(sender),
+            exc.__class__.__name__,
+        )
+        request.app.state.webhook_latency.observe(time.perf_counter() - started)
+        return Response(content=EMPTY_TWIML, media_type="text/xml")
+    # DEBUG: uvicorn's access log already has a line per webhook; no masking
+    # work on the hot path unless someone reads it.
+    if log.isEnabledFor(logging.DEBUG):
+        duplicate = "" if created else " (duplicate)"
+        log.debug("inbound %s from %s%s", sid, mask_phone(sender), duplicate)
+    worker = request.app.state.worker
+    if created and worker is not None:
+        worker.wake()
+    request.app.state.webhook_latency.observe(time.perf_counter() - started)
+    return Response(content=EMPTY_TWIML, media_type="text/xml")
+
+
+async def sms_status(request: Request) -> Response:
+    """Twilio status callback: record the delivery status, never going backwards."""
+    rt: Runtime = request.app.state.runtime
+    form = await read_form(request, rt)
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+    if not sid or not status:
+        raise BadRequest("MessageSid and MessageStatus are required")
+
+    def _record() -> bool:
+        with rt.sessions() as session, session.begin():
+            return record_delivery_status(
+                session,
+                provider_sid=sid,
+                status=status,
+                error_code=form.get("ErrorCode") or None,
+                now=rt.clock(),
+            )
+
+    known = await run_in_threadpool(_record)
+    if not known:
+        log.info("status callback for %s before its SID was recorded; kept", sid)
+    return Response(status_code=204)
+
+
+# Served by `GridlineApp` ahead of the stack. Status callbacks come too: every
+# SMS sent brings one or more (sent, delivered, failed), more than the inbound.
+_FAST: dict[str, Callable[[Request], Awaitable[Response]]] = {
+    INBOUND_PATH: sms_inbound,
+    STATUS_PATH: sms_status,
+}
+
+
+def install_sms_webhooks(app: FastAPI) -> None:
+    """Register both webhooks as routes (served, and listed in the API docs),
+    and the error handlers they and the rest of the app answer with."""
+    from sqlalchemy import exc as sa_exc
+
+    app.add_exception_handler(DomainError, domain_error)
+    for error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(error, database_down)
+    app.add_api_route(
+        INBOUND_PATH, sms_inbound, methods=["POST"], response_class=Response, tags=["sms"]
+    )
+    app.add_api_route(
+        STATUS_PATH, sms_status, methods=["POST"], response_class=Response, tags=["sms"]
+    )
