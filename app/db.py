@@ -1,4 +1,4 @@
-"""Engine and session construction, and the column types shared by the models.
+"""Engine and session construction, and the one unit of work.
 
 Nothing is built at import time: `make_engine` is called by the app's lifespan,
 the CLI command or the worker, and the caller disposes of it.
@@ -13,8 +13,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.sqlite_lock import LockingConnection, eager_writers_waiting
-
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -23,7 +21,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit is on disk when it returns (NORMAL would lose the last
     # commits at a power cut), so a webhook's 200 means its message survives
-    # one. The webhook commits in groups (app/intake/group_commit.py): one fsync per batch.
+    # one.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -37,13 +35,7 @@ def _sqlite_begin(conn: Any) -> None:
     # BEGIN, a transaction that read first and writes later fails with
     # SQLITE_BUSY when another writer got in between, and busy_timeout cannot
     # help it; serialising writers is the right trade on an embedded database.
-    # The process-wide lock is taken first (app/sqlite_lock.py), so a writer
-    # waiting for another is woken when it commits instead of polling.
-    dbapi = conn.connection.dbapi_connection
-    if isinstance(dbapi, LockingConnection):
-        dbapi.begin_immediate()
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -51,7 +43,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # psycopg 3 is the driver we ship; the bare scheme would ask for psycopg2.
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
-        connect_args = {"timeout": 10, "factory": LockingConnection}
+        connect_args = {"timeout": 10}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -87,12 +79,3 @@ def database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
-
-
-def writers_waiting(session: Session) -> bool:
-    """SQLite: someone who goes first (a webhook, a person) waits for the write
-    lock this session's transaction holds; a worker's batch then commits early.
-    Always False on PostgreSQL, where writers of different rows do not wait."""
-    if session.get_bind().dialect.name != "sqlite":
-        return False
-    return eager_writers_waiting(session.connection().connection.dbapi_connection)

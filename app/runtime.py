@@ -6,6 +6,7 @@ Built once by the app's lifespan, the CLI or the worker and passed down.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,6 +50,8 @@ class Runtime:
     sessions: sessionmaker[Session]
     policies: PolicySet
     clock: Callable[[], datetime] = utcnow
+    # Seconds for wall-clock budgets (how long a worker stage may run): monotonic.
+    timer: Callable[[], float] = time.monotonic
     rating_window: timedelta = timedelta(hours=24)
     # Process-local caches (e.g. the gazetteer index), keyed by their own rules.
     caches: dict[str, object] = field(default_factory=dict)

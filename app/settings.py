@@ -44,33 +44,17 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 1.0
     # GRIDLINE_WORKER_PROCESS: `gridline serve` runs its worker in a child
     # process (own interpreter, so routing a backlog does not hold up webhooks:
-    # app/worker/process.py), on PostgreSQL at this extra niceness; false: a thread.
+    # app/worker/process.py), at this extra niceness on PostgreSQL; false: a thread.
     worker_process: bool = True
     worker_nice: int = Field(default=10, ge=0, le=19)
-    # GRIDLINE_SENDER_PROCESS: with a worker process, its outbox goes out from
-    # a second child process (an interpreter of its own: sending costs about a
-    # third of the worker's CPU at 50 texts/s); false: a thread of the worker.
-    # Unset: on PostgreSQL only. On SQLite the two processes take turns at the
-    # one write lock, and a backlog drained at half the rate (BENCHMARKS.md).
-    sender_process: bool | None = None
-
-    @property
-    def sends_from_own_process(self) -> bool:
-        """Whether a worker process sends its outbox from a process of its own."""
-        if self.sender_process is not None:
-            return self.sender_process
-        return not self.database_url.startswith("sqlite")
-
     outbox_batch_size: int = 200  # SMS a worker pass sends at most (its time is bounded too)
     outbox_max_attempts: int = 8
     outbox_backoff_base_seconds: float = 5.0
     outbox_backoff_cap_seconds: float = 3600.0
     outbox_lease_seconds: float = 120.0
-    # Deadline steps (app/deadlines/scheduler.py): leased in batches; a killed worker's
-    # lease is taken over after this long. Up to `step_fire_batch` leased steps
-    # fire in one transaction (all or nothing); 1 fires each on its own.
+    # Deadline steps (app/deadlines/scheduler.py): leased in batches, each fired in
+    # a transaction of its own; a killed worker's lease is taken over after this long.
     step_batch_size: int = Field(default=100, ge=1)
-    step_fire_batch: int = Field(default=50, ge=1)
     step_lease_seconds: float = 60.0
     # Local hour at which each office gets its daily digest of overdue cases.
     digest_hour: int = Field(default=8, ge=0, le=23)
@@ -105,29 +89,11 @@ class Settings(BaseSettings):
     # the deadline steps (and in `run_once` to sending) after this long, so
     # they go on while a backlog of inbound messages is worked through.
     inbound_pass_seconds: float = Field(default=1.0, gt=0)
-    # GRIDLINE_INBOUND_BATCH: up to this many stored messages (at most one per
-    # sender) are processed in one transaction, their lookups shared (app/memo.py);
-    # 1 processes each on its own. GRIDLINE_INBOUND_TX_SECONDS: such a transaction
-    # takes no further message once it has run this long, because on SQLite it
-    # holds the one write lock the webhook waits for.
-    inbound_batch: int = Field(default=20, ge=1)
-    inbound_tx_seconds: float = Field(default=0.2, gt=0)
-    # GRIDLINE_INBOUND_YIELD_SECONDS (SQLite): a batch that has held the lock this long
-    # commits after the message in hand when someone who goes first (the API,
-    # the console, the webhook's spill replay) waits for the write lock. Not at
-    # once: a batch cut after every message pays its fixed cost (the lease, the
-    # prefetch, the commit) per message, and the worker falls behind under load.
-    inbound_yield_seconds: float = Field(default=0.05, ge=0)
     # GRIDLINE_SPOOL_DIR: where the webhook appends signed messages it could not
     # store while the database was unreachable (JSON lines, fsync'd before the
     # 200); the worker replays them. Default: `<sqlite file>.spool/` next to a
     # SQLite database, else ./spool. See app/intake/spool.py.
     spool_dir: Path | None = None
-    # GRIDLINE_INGEST_SPILL (SQLite): a webhook batch that finds the write lock
-    # taken (the worker's transaction) goes to the spill (`<spool>/spill/`),
-    # fsync'd, instead of waiting; stored in order as soon as the lock is free.
-    # See app/intake/group_commit.py.
-    ingest_spill: bool = True
     # GRIDLINE_DATABASE_CONNECT_TIMEOUT_SECONDS: how long a PostgreSQL connect may
     # take before the webhook spools instead (the gateway gives up after 15 s).
     database_connect_timeout_seconds: int = Field(default=5, ge=1)

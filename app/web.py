@@ -18,14 +18,12 @@ from app.console.mount import install_console
 from app.db import database_unavailable
 from app.delivery.gateways import build_gateway
 from app.deps import RuntimeDep
-from app.intake.group_commit import SPILL_DIR, IngestWriter
 from app.intake.spool import Spool
 from app.intake.webhooks import GridlineApp, install_sms_webhooks
 from app.metrics import build_registry
 from app.runtime import Runtime, settle_heap
 from app.settings import Settings
 from app.worker.loop import WorkerThread
-from app.worker.pressure import Pressure
 from app.worker.process import WorkerProcess
 from sms.gateway import Gateway
 
@@ -56,34 +54,22 @@ def create_app(
         rt = runtime or Runtime.build(settings or Settings())
         gw = gateway or build_gateway(rt.settings, echo=gateway_echo)
         worker: WorkerThread | WorkerProcess | None = None
-        # Webhooks first: the worker holds during a burst (app/worker/pressure.py).
-        pressure = Pressure() if start_worker else None
         if start_worker and worker_process:
-            worker = WorkerProcess(rt.settings, pressure=pressure)
+            worker = WorkerProcess(rt.settings)
         elif start_worker:
-            worker = WorkerThread(rt, gw, pressure=pressure)
+            worker = WorkerThread(rt, gw)
         spool = Spool(rt.settings.spool_path)
-        spill = Spool(rt.settings.spool_path / SPILL_DIR)  # the group commit's own
-        ingest = IngestWriter(
-            rt,
-            spill=spill,
-            replayed=worker.wake if worker is not None else None,
-            pressure=pressure,
-        )
         app.state.runtime = rt
-        app.state.ingest = ingest
         app.state.worker = worker
         app.state.spool = spool
-        app.state.metrics, app.state.webhook_latency = build_registry(rt, spool, spill)
+        app.state.metrics, app.state.webhook_latency = build_registry(rt, spool)
         # Messages spooled while the database was down, before a restart.
         try:
-            for kept in (spill, spool):  # spilled first: they were answered earlier
-                await run_in_threadpool(kept.replay, rt.sessions)
+            await run_in_threadpool(spool.replay, rt.sessions)
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
             log.warning("spool not replayed at start-up: database unavailable")
-        ingest.start()
         if worker is not None:
             worker.start()
         if freeze_heap:
@@ -91,7 +77,6 @@ def create_app(
         try:
             yield
         finally:
-            ingest.stop()
             if worker is not None:
                 worker.stop()
             if gateway is None:

@@ -79,7 +79,7 @@ def _import_city(url: str) -> None:
 def _seed(url: str, *, cases: int, now: datetime) -> dict[str, Any]:
     """`cases` open cases over every grid, as routing leaves them, deadlines far ahead."""
     from app.db import make_engine
-    from app.directory import lookups as directory
+    from app.directory import rosters
     from app.models.cases import Case, CaseEvent, CaseParticipant
     from app.models.deadlines import ScheduledStep
     from app.models.directory import Region
@@ -94,7 +94,7 @@ def _seed(url: str, *, cases: int, now: datetime) -> dict[str, Any]:
     with rt.sessions() as session:
         grids = list(session.scalars(select(Region).where(Region.level == "grid")))
         on_shift = {
-            g.id: [m.phone for m in directory.on_duty(session, g, now=now, tz=settings.tz)[0]]
+            g.id: [m.phone for m in rosters.on_duty(session, g, now=now, tz=settings.tz)[0]]
             for g in grids
         }
         parents = {r.id: r.parent_id for r in session.scalars(select(Region))}
@@ -388,7 +388,7 @@ def summary(
         f"PostgreSQL: throwaway cluster with fsync and synchronous_commit on; "
         f"{args.workers} worker processes (`app.deadlines.scheduler.run_due` with the real clock), "
         f"idle poll {args.poll} s, "
-        f"`step_batch_size` {args.lease_batch}, `step_fire_batch` {args.fire_batch}.",
+        f"`step_batch_size` {args.lease_batch}, each step in a transaction of its own.",
         "",
         f"Seeded {args.cases:,} open cases over {seed['grids']:,} grids of the Zhoushan-sized "
         f"city ({seed['seed_seconds']} s). Every due step was checked to have fired exactly once.",
@@ -429,12 +429,10 @@ def main() -> None:
     parser.add_argument("--steady-rate", type=float, default=50.0)
     parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--lease-batch", type=int, default=100, help="step_batch_size")
-    parser.add_argument("--fire-batch", type=int, default=50, help="step_fire_batch")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = parser.parse_args()
     # The worker processes read their settings from the environment.
     os.environ["GRIDLINE_STEP_BATCH_SIZE"] = str(args.lease_batch)
-    os.environ["GRIDLINE_STEP_FIRE_BATCH"] = str(args.fire_batch)
 
     sys.path.insert(0, str(ROOT))
     from app.db import make_engine

@@ -1,5 +1,7 @@
 """The pure core: address matching, rosters, policy and deadlines, the SMS grammar.
 
-Takes plain data and an explicit `now`; imports the standard library,
-python-dateutil and nothing of `app` or `sms`.
+Takes plain data and an explicit `now`, does no I/O. Imports the standard
+library and these libraries only: python-dateutil (recurrence), rapidfuzz
+(fuzzy matching), pypinyin (pinyin), shapely (grid boundaries) and
+chinese-calendar (working days); nothing of `app` or `sms`.
 """

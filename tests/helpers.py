@@ -9,14 +9,14 @@ from urllib.parse import urlencode
 
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
 from app.db import unit_of_work
-from app.inbound.messages import store_inbound
+from app.intake.store import InboundSms, store
 from app.models.cases import Case
-from app.models.messages import OutboundMessage
+from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
 from app.worker.loop import PassResult, run_once
 from sms.gateway import OutgoingSms, SendResult
@@ -123,14 +123,16 @@ class Phone:
 
     def text(self, body: str) -> PassResult:
         with unit_of_work(self.rt.sessions) as session:
-            store_inbound(
+            store(
                 session,
-                message_sid=new_sid(),
-                from_phone=self.number,
-                to_phone=None,
-                body=body,
-                params={},
-                now=self.rt.clock(),
+                InboundSms(
+                    message_sid=new_sid(),
+                    from_phone=self.number,
+                    to_phone=None,
+                    body=body,
+                    params={},
+                    received_at=self.rt.clock(),
+                ),
             )
         return run_once(self.rt, self.gateway)
 
@@ -151,3 +153,21 @@ def latest_case(session: Session) -> Case:
 
 def outbox(session: Session) -> list[OutboundMessage]:
     return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
+
+
+def text_in(rt: Runtime, sender: str, body: str) -> int:
+    """Store a text from `sender` as the webhook would; its message id."""
+    with unit_of_work(rt.sessions) as session:
+        store(
+            session,
+            InboundSms(
+                message_sid=new_sid(),
+                from_phone=sender,
+                to_phone=None,
+                body=body,
+                received_at=rt.clock(),
+            ),
+        )
+        found = session.scalar(select(func.max(InboundMessage.id)))
+        assert found is not None
+        return int(found)

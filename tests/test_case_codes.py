@@ -6,11 +6,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from app import memo
-from app.cases.changes import _code_width, assign_code
+from app.cases.changes import assign_code
 from app.db import unit_of_work
 from app.models.cases import Case
 from app.runtime import Runtime
@@ -54,34 +53,9 @@ def statements(session: Session) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", note)
 
 
-def test_a_batch_counts_live_codes_once_and_keeps_the_count(rt: Runtime) -> None:
-    """In a batch (the memo on), the live cases are counted by the first case's
-    code only; each new code adds one, so the width follows the real count."""
-    with unit_of_work(rt.sessions) as session:
-        memo.enable(session)
-        with statements(session) as seen:
-            for n in range(5):
-                assign_code(session, new_case(session, f"+86137000001{n:02d}"))
-            counted = session.scalar(select(func.count()).where(Case.open_code.is_not(None)))
-        held = memo.table_of(session)
-        assert held is not None
-        assert held["live_codes"] == counted == 5
-        assert _code_width(session) == 4
-    counts = sum(1 for s in seen if s == "SELECT")
-    # One count, then one candidates query per case (5), and the final check's count.
-    assert counts == 1 + 5 + 1
-    # Each new case is INSERTed with its code, never UPDATEd: on SQLite the write
-    # lock is held; on PostgreSQL a collision would fail the batch (tests/
-    # test_inbound_batch.py shows its messages are then processed one by one).
-    assert "UPDATE" not in seen and "SAVEPOINT" not in seen
-    assert seen.count("INSERT") == 5
-    with rt.sessions() as s:
-        assert len(set(s.scalars(select(Case.open_code)))) == 5
-
-
-def test_outside_a_batch_postgresql_writes_the_code_in_a_savepoint(rt: Runtime) -> None:
-    """A case opened on its own (a message processed alone, a reopened case):
-    on PostgreSQL its code is written in a savepoint, retried on a collision."""
+def test_postgresql_writes_the_code_in_a_savepoint(rt: Runtime) -> None:
+    """On PostgreSQL a case's code is written in a savepoint, retried on a
+    collision; on SQLite (the write lock held) the INSERT carries it."""
     with unit_of_work(rt.sessions) as session, statements(session) as seen:
         assign_code(session, new_case(session, "+8613700000199"))
     if rt.engine.dialect.name == "postgresql":

@@ -7,7 +7,7 @@ import threading
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
-from app.inbound.messages import store_inbound
+from app.intake.store import InboundSms, store
 from app.models.cases import Case, CaseEvent
 from app.models.messages import InboundMessage
 from app.worker.loop import process_inbound
@@ -23,14 +23,16 @@ def test_parallel_workers_keep_each_senders_order(rt):
         # would pick a sender's second message while its first is in progress.
         for phone in senders:
             for round_ in range(3):
-                store_inbound(
+                store(
                     session,
-                    message_sid=new_sid(),
-                    from_phone=phone,
-                    to_phone=None,
-                    body=f"翁山新村3幢 第{round_}条",
-                    params={},
-                    now=rt.clock(),
+                    InboundSms(
+                        message_sid=new_sid(),
+                        from_phone=phone,
+                        to_phone=None,
+                        body=f"翁山新村3幢 第{round_}条",
+                        params={},
+                        received_at=rt.clock(),
+                    ),
                 )
     errors: list[BaseException] = []
     barrier = threading.Barrier(3)

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
-from app.inbound.messages import store_inbound
 from app.models.cases import Case, CaseEvent
 from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
@@ -17,7 +16,7 @@ from app.worker.loop import run_once
 from sms.templates import render
 from tests.conftest import Clock, make_settings
 from tests.factories import RESIDENT, WORKER_A, make_city, make_resident
-from tests.helpers import RecordingGateway, did_work, new_sid, signed_post, webhook_params
+from tests.helpers import RecordingGateway, did_work, signed_post, text_in, webhook_params
 
 FLOODER = RESIDENT  # registered in DH-01, so their case is forwarded to worker A
 AUTO = "+8613700000777"  # an unregistered number with an auto-responder
@@ -37,19 +36,6 @@ def city(rt: Runtime) -> None:
 
 def other(n: int) -> str:
     return f"+86137200{n:05d}"
-
-
-def text_in(rt: Runtime, sender: str, body: str) -> None:
-    with unit_of_work(rt.sessions) as session:
-        store_inbound(
-            session,
-            message_sid=new_sid(),
-            from_phone=sender,
-            to_phone=None,
-            body=body,
-            params={},
-            now=rt.clock(),
-        )
 
 
 def drain(rt: Runtime, gateway: RecordingGateway) -> None:

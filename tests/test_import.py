@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.directory import lookups as directory
+from app.directory import rosters
 from app.errors import ImportFailed
 from app.importer.csv_rows import cn_mobile
 from app.importer.demo_city import DEMO_PHONES, write_demo_city
@@ -109,16 +110,16 @@ def test_demo_city_imports(rt: Runtime, demo: ImportReport, clock: Any) -> None:
         county = directory.members_by_phone(s, "+86" + DEMO_PHONES["county_office"])
         assert [m.unit.level for m in county] == ["county"]
         # Wednesday 10:00 in Zhoushan: the worker is on the weekday day shift.
-        on, from_roster = directory.on_duty(s, grid, now=clock.now, tz=rt.settings.tz)
+        on, from_roster = rosters.on_duty(s, grid, now=clock.now, tz=rt.settings.tz)
         assert from_roster and [m.phone for m in on] == ["+86" + DEMO_PHONES["worker"]]
         # 22:00 the same day: the night shift.
         night = datetime(2026, 11, 25, 14, 0, tzinfo=clock.now.tzinfo)
-        on, from_roster = directory.on_duty(s, grid, now=night, tz=rt.settings.tz)
+        on, from_roster = rosters.on_duty(s, grid, now=night, tz=rt.settings.tz)
         assert from_roster and "+86" + DEMO_PHONES["worker"] in [m.phone for m in on]
         every_grid = s.scalars(select(Region).where(Region.level == "grid")).all()
         assert len(every_grid) == 8
         for g in every_grid:
-            assert len(directory.members_of(s, g.id)) == 3
+            assert len(rosters.members_of(s, g.id)) == 3
             assert s.scalar(select(func.count()).where(Shift.unit_id == g.id)) >= 2
 
 

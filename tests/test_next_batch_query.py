@@ -19,7 +19,7 @@ from sqlalchemy import Connection, insert, text
 from sqlalchemy.dialects.postgresql import psycopg
 
 from app.db import make_engine
-from app.inbound import messages as inbound
+from app.inbound import queue as inbound
 from app.models.messages import InboundMessage
 from tests.conftest import _truncate_all
 from tests.helpers import new_sid

@@ -213,10 +213,9 @@ def test_priorities_order_a_batch(rt: Runtime, clock: Clock) -> None:
 
 
 def test_rows_whose_turn_comes_after_half_the_lease_are_given_back(
-    rt: Runtime, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, clock: Clock
 ) -> None:
     ticks = [1000.0]
-    monkeypatch.setattr("app.delivery.outbox.time.monotonic", lambda: ticks[0])
     ids = add(rt, clock.now, *range(4))
     inner = RecordingGateway()
 
@@ -230,7 +229,7 @@ def test_rows_whose_turn_comes_after_half_the_lease_are_given_back(
         def close(self) -> None:
             return None
 
-    assert deliver(rt, Slow(), clock.now, batch=4) == {"sent": 2}
+    assert deliver(rt, Slow(), clock.now, batch=4, timer=lambda: ticks[0]) == {"sent": 2}
     out = rows(rt)
     assert [r.status for r in out] == ["sent", "sent", "pending", "pending"]
     # Given back as if never leased: no attempt counted, none recorded.

@@ -159,17 +159,19 @@ def test_a_new_urgent_case_is_forwarded_before_a_broadcast_backlog(rt, clock: Cl
     with unit_of_work(rt.sessions) as session:
         make_city(session)
     bulk_backlog(rt, clock.now, 2000)
-    from app.inbound.messages import store_inbound
+    from app.intake.store import InboundSms, store
 
     with unit_of_work(rt.sessions) as session:
-        store_inbound(
+        store(
             session,
-            message_sid=new_sid(),
-            from_phone=RESIDENT,
-            to_phone=None,
-            body="着火了，3幢楼道冒烟",
-            params={},
-            now=clock.now,
+            InboundSms(
+                message_sid=new_sid(),
+                from_phone=RESIDENT,
+                to_phone=None,
+                body="着火了，3幢楼道冒烟",
+                params={},
+                received_at=clock.now,
+            ),
         )
     gateway = RecordingGateway()
     run_once(rt, gateway, now=clock.now)

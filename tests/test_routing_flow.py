@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.db import unit_of_work
 from app.errors import ImportFailed
 from app.importer.files import import_dir
-from app.inbound.messages import store_inbound
+from app.intake.store import InboundSms, store
 from app.models.cases import Case
 from app.models.directory import GridShape, Resident
 from app.worker.loop import run_once
@@ -62,14 +62,16 @@ def shapes(rt, city, tmp_path: Path):
 
 def text(rt, gateway, phone: str, body: str, params: dict[str, str] | None = None) -> None:
     with unit_of_work(rt.sessions) as session:
-        store_inbound(
+        store(
             session,
-            message_sid=new_sid(),
-            from_phone=phone,
-            to_phone=None,
-            body=body,
-            params=params or {},
-            now=rt.clock(),
+            InboundSms(
+                message_sid=new_sid(),
+                from_phone=phone,
+                to_phone=None,
+                body=body,
+                params=params or {},
+                received_at=rt.clock(),
+            ),
         )
     run_once(rt, gateway)
 

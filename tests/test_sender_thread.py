@@ -17,22 +17,21 @@ from app.worker.loop import Sender, process_inbound, run_once
 from sms.gateway import OutgoingSms, SendResult
 from tests.conftest import Clock, make_settings
 from tests.factories import WORKER_A, make_city, make_resident
-from tests.helpers import RecordingGateway
-from tests.test_inbound_batch import text_in
+from tests.helpers import RecordingGateway, text_in
 from tests.test_serve import wait_for
 
 RESIDENTS = [f"+861370000100{i}" for i in range(3)]
 
 
 def _runtime(db_url: str, clock: Clock, **overrides: object) -> Runtime:
-    values: dict[str, object] = {"inbound_tx_seconds": 60.0, "worker_poll_seconds": 30.0}
+    values: dict[str, object] = {"worker_poll_seconds": 30.0}
     return Runtime.build(make_settings(db_url, **{**values, **overrides}), clock=clock)
 
 
 @pytest.fixture
 def one_by_one(db_url: str, clock: Clock) -> Iterator[Runtime]:
-    """A runtime whose inbound stage takes one message per transaction."""
-    runtime = _runtime(db_url, clock, inbound_batch=1)
+    """A runtime with three registered residents."""
+    runtime = _runtime(db_url, clock)
     with unit_of_work(runtime.sessions) as session:
         city = make_city(session)
         for phone in RESIDENTS:
@@ -71,23 +70,8 @@ def test_the_inbound_stage_tells_after_each_commit(one_by_one: Runtime, clock: C
     assert done == (3, 0)
     # Told after each message's commit, with the later ones still waiting.
     assert told == [2, 1, 0]
-
-
-def test_a_batch_tells_once(db_url: str, clock: Clock) -> None:
-    rt = _runtime(db_url, clock)
-    try:
-        with unit_of_work(rt.sessions) as session:
-            city = make_city(session)
-            for phone in RESIDENTS:
-                make_resident(session, phone=phone, grid=city.grid1)
-        _text_in(rt, *RESIDENTS)
-        told: list[int] = []
-        assert process_inbound(rt, now=clock.now, committed=lambda: told.append(1)) == (3, 0)
-        assert told == [1]
-        assert process_inbound(rt, now=clock.now, committed=lambda: told.append(1)) == (0, 0)
-        assert told == [1]  # nothing committed, nothing told
-    finally:
-        rt.close()
+    assert process_inbound(one_by_one, now=clock.now, committed=lambda: told.append(-1)) == (0, 0)
+    assert told == [2, 1, 0]  # nothing committed, nothing told
 
 
 def test_a_pass_without_sending_leaves_the_outbox_to_the_sender(

@@ -26,7 +26,6 @@ from app.db import make_engine, make_sessionmaker, unit_of_work
 from app.migrate import upgrade
 from app.models.cases import Case
 from app.models.messages import OutboundMessage
-from app.settings import Settings
 from tests.factories import RESIDENT, WORKER_A, WORKER_B, make_city
 from tests.helpers import AUTH_TOKEN, new_sid, webhook_params
 from tests.pg import _free_port
@@ -206,16 +205,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_the_sender_has_a_process_of_its_own_on_postgresql_only_unless_told():
-    def sends_apart(url: str, **given: object) -> bool:
-        return Settings(_env_file=None, database_url=url, **given).sends_from_own_process  # type: ignore[call-arg]
-
-    assert sends_apart("postgresql+psycopg://gridline@db/gridline") is True
-    assert sends_apart("sqlite:///gridline.db") is False
-    assert sends_apart("sqlite:///gridline.db", sender_process=True) is True
-    assert sends_apart("postgresql+psycopg://gridline@db/gridline", sender_process=False) is False
-
-
 def _spawned(pid: int) -> list[int]:
     """Children of `pid` started by multiprocessing's spawn (not its helpers)."""
     found = []
@@ -239,15 +228,12 @@ def _alive(pid: int) -> bool:
 
 def test_worker_process_is_woken_by_the_webhook_and_dies_with_the_server(tmp_path):
     # Idle, the worker would look again only after a minute: the webhook wakes it.
-    # Its sender in a process of its own too (on SQLite not by default), told by it.
-    url, env = _embedded(
-        tmp_path, GRIDLINE_WORKER_POLL_SECONDS="60", GRIDLINE_SENDER_PROCESS="true"
-    )
+    url, env = _embedded(tmp_path, GRIDLINE_WORKER_POLL_SECONDS="60")
     with serve_process(env) as (base, proc):
-        # The worker and its sender (GRIDLINE_SENDER_PROCESS), spawned children.
+        # The worker, a spawned child (its sender a thread of its own).
         children = wait_for(
-            lambda: len(_spawned(proc.pid)) == 2 and _spawned(proc.pid),
-            what="the worker and sender processes",
+            lambda: len(_spawned(proc.pid)) == 1 and _spawned(proc.pid),
+            what="the worker process",
         )
         for count, body in enumerate(("楼道灯坏了", "三楼也不亮"), start=1):
             # The second arrives when the worker has gone idle (for a minute).
@@ -264,5 +250,5 @@ def test_worker_process_is_woken_by_the_webhook_and_dies_with_the_server(tmp_pat
         wait_for(
             lambda: not any(_alive(child) for child in children),  # type: ignore[union-attr]
             timeout=20,
-            what="the orphaned worker and sender to exit",
+            what="the orphaned worker to exit",
         )

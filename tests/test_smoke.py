@@ -1,7 +1,7 @@
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.inbound.messages import store_inbound
+from app.intake.store import InboundSms, store
 from app.models.cases import Case
 from app.models.messages import OutboundMessage
 from app.worker.loop import run_once
@@ -12,14 +12,16 @@ from tests.factories import RESIDENT, WORKER_A, make_city
 def test_resident_text_is_forwarded(rt, clock):
     with unit_of_work(rt.sessions) as s:
         make_city(s)
-        store_inbound(
+        store(
             s,
-            message_sid="SM1",
-            from_phone=RESIDENT,
-            to_phone=None,
-            body="楼道灯坏了",
-            params={},
-            now=clock.now,
+            InboundSms(
+                message_sid="SM1",
+                from_phone=RESIDENT,
+                to_phone=None,
+                body="楼道灯坏了",
+                params={},
+                received_at=clock.now,
+            ),
         )
     run_once(rt, ConsoleGateway(), now=clock.now)
     with rt.sessions() as s:

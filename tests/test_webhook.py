@@ -12,7 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from app.db import unit_of_work
 from app.delivery.outbox import enqueue
-from app.inbound.messages import store_inbound
+from app.intake.store import InboundSms, store
 from app.models.cases import Case
 from app.models.messages import InboundMessage, OutboundMessage
 from tests.helpers import AUTH_TOKEN, PUBLIC_URL, new_sid, signed_post, webhook_params
@@ -68,14 +68,16 @@ def test_concurrent_deliveries_of_one_sid_store_one_row(rt):
             barrier.wait()
             with unit_of_work(rt.sessions) as session:
                 results.append(
-                    store_inbound(
+                    store(
                         session,
-                        message_sid=sid,
-                        from_phone="+8613700000001",
-                        to_phone=None,
-                        body="x",
-                        params={},
-                        now=rt.clock(),
+                        InboundSms(
+                            message_sid=sid,
+                            from_phone="+8613700000001",
+                            to_phone=None,
+                            body="x",
+                            params={},
+                            received_at=rt.clock(),
+                        ),
                     )
                 )
         except BaseException as exc:  # surfaced below

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
-from app.inbound.messages import store_inbound
+from app.intake.store import InboundSms, store
 from app.models.messages import InboundMessage
 from app.worker.loop import process_inbound
 from tests.factories import make_city
@@ -14,14 +14,16 @@ from tests.factories import make_city
 def _store(rt, clock, count: int) -> None:  # type: ignore[no-untyped-def]
     with unit_of_work(rt.sessions) as session:
         for i in range(count):
-            store_inbound(
+            store(
                 session,
-                message_sid=f"SM{i:032d}",
-                from_phone=f"+86137{i:08d}",
-                to_phone="+8657000000000",
-                body="楼道灯坏了",
-                params={},
-                now=clock.now,
+                InboundSms(
+                    message_sid=f"SM{i:032d}",
+                    from_phone=f"+86137{i:08d}",
+                    to_phone="+8657000000000",
+                    body="楼道灯坏了",
+                    params={},
+                    received_at=clock.now,
+                ),
             )
 
 
@@ -50,8 +52,7 @@ def test_a_pass_cut_short_goes_on_at_once_and_a_drained_one_waits(db_url, clock)
     from app.runtime import Runtime
     from app.worker.loop import run_once
     from tests.conftest import make_settings
-    from tests.helpers import RecordingGateway, did_work
-    from tests.test_inbound_batch import text_in
+    from tests.helpers import RecordingGateway, did_work, text_in
 
     gateway = RecordingGateway()
     # No time for inbound: each pass takes one message and says more may wait.

@@ -20,17 +20,15 @@ from app.api.schemas import (
     ClaimBody,
     CommentBody,
     EscalateBody,
-    Level,
     MessageBody,
     ResolveBody,
-    Status,
     TransferBody,
     case_detail,
-    case_out,
 )
 from app.cases import changes as case_service
 from app.cases import lookups as case_lookups
-from app.cases.changes import Actor, Ctx
+from app.cases.payload import Level, Status, case_out
+from app.context import Actor, Ctx
 from app.deps import RuntimeDep, SessionDep
 from app.directory.apikeys import Caller
 from app.directory.offices import case_filter, region_filter, visible_case

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import AUTH_ERRORS, READ_ERRORS, CallerDep
 from app.deps import RuntimeDep, SessionDep
-from app.directory import lookups as directory
+from app.directory import rosters
 from app.directory.offices import region_filter, region_ids, visible_region
 from app.models.directory import Member, Region
 
@@ -136,7 +136,7 @@ def on_duty(code: str, caller: CallerDep, session: SessionDep, rt: RuntimeDep) -
     With no shift covering the moment, the whole unit (that is who gets its cases).
     """
     region = visible_region(session, caller.office, code)
-    members, from_roster = directory.on_duty(session, region, now=rt.clock(), tz=rt.settings.tz)
+    members, from_roster = rosters.on_duty(session, region, now=rt.clock(), tz=rt.settings.tz)
     return {
         "unit": region.code,
         "from_roster": from_roster,

@@ -9,17 +9,14 @@ step). A category without such members changes nothing.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from app.context import Ctx
 from app.directory import rosters
 from app.models.cases import Case
 from app.models.deadlines import ScheduledStep
 from app.models.directory import Member
-
-if TYPE_CHECKING:
-    from app.cases.changes import Ctx
 
 
 def first_roles(ctx: Ctx, case: Case) -> tuple[str, ...]:
@@ -50,9 +47,6 @@ def split_first(ctx: Ctx, case: Case, on_duty: list[str]) -> tuple[list[str], li
 
 
 def schedule_rest(ctx: Ctx, case: Case, later: list[str], *, due_at: datetime) -> None:
-    from app.cases.changes import stepless_cases  # a cycle at import time
-
-    stepless_cases(ctx.session).discard(case.id)
     ctx.session.add(
         ScheduledStep(case_id=case.id, kind="forward_rest", due_at=due_at, params={"phones": later})
     )

@@ -6,100 +6,43 @@ from __future__ import annotations
 
 import contextlib
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import memo
 from app.cases import categories
-from app.cases.lookups import memo_participants, participant_phones, participantless_cases
+from app.cases.lookups import participant_phones
+from app.cases.names import display_name, resident_label, team_name
+from app.context import Actor, Ctx
 from app.delivery import office_webhooks as webhooks_out
-from app.delivery import quiet
-from app.delivery.outbox import enqueue, priority_for
+from app.delivery.send import send
 from app.directory import lookups as directory
+from app.directory import rosters
 from app.errors import Conflict
-from app.inbound import guards
 from app.models.cases import Case, CaseEvent, CaseParticipant
 from app.models.deadlines import ScheduledStep
 from app.models.directory import Member, Region
-from app.runtime import Runtime
+from routing import lifecycle
 from routing.policy import Policy, deadlines_for, policy_from_snapshot
 from sms.phones import mask_phone
 from sms.templates import word
 
-LEVELS = ("grid", "town", "county", "city")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who did it, and through which channel (sms, api, system)."""
-
-    name: str
-    channel: str
-    phone: str | None = None
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(name="system", channel="system")
-
-    @classmethod
-    def sms(cls, phone: str) -> Actor:
-        return cls(name=mask_phone(phone), channel="sms", phone=phone)
-
-
-@dataclass
-class Ctx:
-    """One unit of work: the session, the runtime and the moment it happens."""
-
-    session: Session
-    rt: Runtime
-    now: datetime
-    inbound_id: int | None = None
-
-    @property
-    def locale(self) -> str:
-        return self.rt.settings.locale
-
-    def send(self, case: Case | None, to: str, template: str, **params: Any) -> None:
-        if guards.suppress(self, to, template):  # loop guards (auto-responders)
-            return
-        priority = priority_for(template, case_priority=case.priority if case else None)
-        enqueue(
-            self.session,
-            to=to,
-            template=template,
-            params=params,
-            locale=self.locale,
-            now=self.now,
-            case_id=case.id if case is not None else None,
-            inbound_id=self.inbound_id,
-            priority=priority,
-            not_before=quiet.hold_until(self, case, to, template),
-        )
-
 
 def record(ctx: Ctx, case: Case, kind: str, actor: Actor, **detail: Any) -> CaseEvent:
-    """Note what happened to the case, and tell the offices' webhooks.
-
-    A batch (the memo on) writes its events at its end, in one statement; the
-    event returned is then not in the session. Nothing in a batch reads events
-    back but `ladder.times_reopened`, which counts the queued ones too.
-    """
-    row = {
-        "case_id": case.id,
-        "at": ctx.now,
-        "kind": kind,
-        "actor": actor.name,
-        "channel": actor.channel,
-        "detail": detail,
-    }
-    event = CaseEvent(**row)
-    if not memo.defer_insert(ctx.session, CaseEvent, row):
-        ctx.session.add(event)
+    """Note what happened to the case, and tell the offices' webhooks."""
+    event = CaseEvent(
+        case_id=case.id,
+        at=ctx.now,
+        kind=kind,
+        actor=actor.name,
+        channel=actor.channel,
+        detail=detail,
+    )
+    ctx.session.add(event)
     case.updated_at = ctx.now
     webhooks_out.on_case_event(ctx.session, case, event, locale=ctx.locale)  # offices' hooks
     return event
@@ -108,15 +51,8 @@ def record(ctx: Ctx, case: Case, kind: str, actor: Actor, **detail: Any) -> Case
 # ---------------------------------------------------------------- codes
 
 
-_LIVE_CODES = "live_codes"  # memo key: live cases' codes in use (a batch counts once)
-
-
 def _code_width(session: Session) -> int:
-    live = memo.cached(
-        session,
-        _LIVE_CODES,
-        lambda: session.scalar(select(func.count()).where(Case.open_code.is_not(None))) or 0,
-    )
+    live = session.scalar(select(func.count()).where(Case.open_code.is_not(None))) or 0
     # Keep codes short while they are easy to find: widen well before a width fills up.
     for width in (4, 5, 6):
         if live < 9 * 10 ** (width - 1) // 3:
@@ -127,25 +63,15 @@ def _code_width(session: Session) -> int:
 def assign_code(session: Session, case: Case, *, rng: random.Random | None = None) -> None:
     """Give `case` a code unique among live cases.
 
-    Candidates are checked first; a new case's INSERT then carries its code
-    (no savepoint, no UPDATE) where nobody can take the code between the check
-    and the write, or where a collision costs little:
-    - SQLite: the transaction holds the one write lock from its BEGIN.
-    - A batch of messages on PostgreSQL (the memo on): a concurrent worker
-      could take the same code first, one of eight random free candidates,
-      hardly ever; the unique constraint on `open_code` then fails the batch,
-      which is rolled back and processed one message at a time (app/worker/loop.py),
-      each with the savepoint below.
-    Otherwise (PostgreSQL) the case is flushed first and its code written in a
-    savepoint, retried with new candidates on a collision.
+    On SQLite the transaction holds the one write lock from its BEGIN, so a
+    free candidate cannot be taken before the write. On PostgreSQL the code
+    is written in a savepoint, retried with new candidates when the unique
+    constraint on `open_code` says another worker took it first.
     """
     rng = rng or random.SystemRandom()
-    new = inspect(case).pending
-    had_code = case.open_code is not None
     sqlite = session.get_bind().dialect.name == "sqlite"
-    one_write = sqlite or (new and memo.table_of(session) is not None)
     for _ in range(20):
-        with session.no_autoflush if one_write else contextlib.nullcontext():
+        with session.no_autoflush if sqlite else contextlib.nullcontext():
             width = _code_width(session)
             low, high = 10 ** (width - 1), 10**width - 1
             candidates = {str(rng.randint(low, high)) for _ in range(8)}
@@ -156,10 +82,9 @@ def assign_code(session: Session, case: Case, *, rng: random.Random | None = Non
         if not free:
             continue
         code = rng.choice(free)
-        if one_write:
+        if sqlite:
             case.code = case.open_code = code
             session.flush()
-            _coded(session, case, new=new, had_code=had_code)
             return
         try:
             with session.begin_nested():
@@ -168,23 +93,8 @@ def assign_code(session: Session, case: Case, *, rng: random.Random | None = Non
                 session.flush()
         except IntegrityError:
             continue
-        _coded(session, case, new=new, had_code=had_code)
         return
     raise Conflict("could not allocate a case code")
-
-
-def _coded(session: Session, case: Case, *, new: bool, had_code: bool) -> None:
-    """Keep the batch's notes in step with a case that has just got its code."""
-    if new:
-        stepless_cases(session).add(case.id)
-        participantless_cases(session).add(case.id)
-    held = memo.table_of(session)
-    if held is None:
-        return
-    if new:
-        held.get("no_live_case", set()).discard(case.resident_phone)
-    if _LIVE_CODES in held and not had_code:
-        held[_LIVE_CODES] += 1
 
 
 def add_participants(ctx: Ctx, case: Case, phones: list[str], *, reason: str) -> list[str]:
@@ -196,79 +106,25 @@ def add_participants(ctx: Ctx, case: Case, phones: list[str], *, reason: str) ->
             continue
         existing.add(phone)
         added.append(phone)
-    known = memo_participants(ctx.session, case)
-    if added:
-        participantless_cases(ctx.session).discard(case.id)
-        held = memo.table_of(ctx.session)
-        if held is not None:
-            held.get("not_participants", set()).difference_update(added)
-    for phone in added:
-        row = {
-            "case_id": case.id,
-            "phone": phone,
-            "reason": reason,
-            "level": case.level,
-            "added_at": ctx.now,
-        }
-        if known is None:
-            ctx.session.add(CaseParticipant(**row))
-        else:  # a batch of steps: written at its end, known to the memo until then
-            memo.defer_insert(ctx.session, CaseParticipant, row)
-            known.append((phone, case.level))
-    if known is None:
-        ctx.session.flush()
+        ctx.session.add(
+            CaseParticipant(
+                case_id=case.id, phone=phone, reason=reason, level=case.level, added_at=ctx.now
+            )
+        )
+    ctx.session.flush()
     return added
-
-
-def display_name(session: Session, phone: str, locale: str) -> str:
-    if phone.startswith("api:"):  # an office acting through the API: its name
-        from app.directory.offices import display_name as office_name
-
-        return office_name(session, phone, locale) or word("office", locale)
-    return directory.member_name(session, phone) or mask_phone(phone)
-
-
-def team_name(case: Case, locale: str) -> str:
-    if case.grid is None:
-        return word("office", locale)
-    return word("team", locale, grid=case.grid.name)
-
-
-def resident_label(ctx: Ctx, case: Case) -> str:
-    from app.models.directory import Resident
-
-    resident = ctx.session.get(Resident, case.resident_id) if case.resident_id else None
-    phone = mask_phone(case.resident_phone)
-    if resident is not None and resident.name:
-        return word("resident_named", ctx.locale, name=resident.name, phone=phone)
-    return word("resident", ctx.locale, phone=phone)
 
 
 # ---------------------------------------------------------------- steps
 
 
-def stepless_cases(session: Session) -> set[int]:
-    """Ids of cases created in this transaction that have no step yet (kept only
-    when memoising, so a batch of messages skips `cancel_steps` on a new case)."""
-    held = memo.table_of(session)
-    if held is None:
-        return set()
-    found: set[int] = held.setdefault("stepless", set())
-    return found
-
-
 def schedule(ctx: Ctx, case: Case, kind: str, due_at: datetime) -> None:
-    stepless_cases(ctx.session).discard(case.id)
-    row = {"case_id": case.id, "kind": kind, "due_at": due_at, "done_at": None, "outcome": None}
-    # A batch (the memo on) writes its steps at its end, in one statement:
-    # nothing in the batch reads a step back but `cancel_steps`, which sees these.
-    if not memo.defer_insert(ctx.session, ScheduledStep, row):
-        ctx.session.add(ScheduledStep(**row))
+    ctx.session.add(
+        ScheduledStep(case_id=case.id, kind=kind, due_at=due_at, done_at=None, outcome=None)
+    )
 
 
 def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
-    if case.id in stepless_cases(ctx.session):
-        return  # created in this transaction, and nothing scheduled for it yet
     stmt = (
         update(ScheduledStep)
         .where(ScheduledStep.case_id == case.id, ScheduledStep.done_at.is_(None))
@@ -276,10 +132,10 @@ def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
     )
     if kinds:
         stmt = stmt.where(ScheduledStep.kind.in_(kinds))
-    # "evaluate": steps loaded in this session (a batch being fired) see it too.
+    # "evaluate": steps loaded in this session (the one being fired) see it too.
     ctx.session.execute(stmt, execution_options={"synchronize_session": "evaluate"})
-    # Steps scheduled earlier in the same batch are not written yet (queued for
-    # the batch's end, or pending without autoflush): cancel them where they are.
+    # Steps scheduled earlier in this transaction and not flushed yet (inside
+    # a no_autoflush block): cancel them where they are.
     for pending in ctx.session.new:
         if (
             isinstance(pending, ScheduledStep)
@@ -289,14 +145,6 @@ def cancel_steps(ctx: Ctx, case: Case, *kinds: str) -> None:
         ):
             pending.done_at = ctx.now
             pending.outcome = "cancelled"
-    for row in memo.deferred(ctx.session, ScheduledStep):
-        if (
-            row["case_id"] == case.id
-            and row["done_at"] is None
-            and (not kinds or row["kind"] in kinds)
-        ):
-            row["done_at"] = ctx.now
-            row["outcome"] = "cancelled"
 
 
 def policy_of(ctx: Ctx, case: Case) -> Policy:
@@ -346,7 +194,7 @@ def set_location(case: Case, grid: Region) -> None:
 def forward_to_grid(ctx: Ctx, case: Case, *, text: str) -> list[str]:
     """Send the case to the grid's on-shift members (all of them if no shift covers now)."""
     assert case.grid is not None
-    members, from_roster = directory.on_duty(
+    members, from_roster = rosters.on_duty(
         ctx.session, case.grid, now=ctx.now, tz=ctx.rt.settings.tz
     )
     # A category's roles (a doctor for health) first, the rest later (app/cases/categories.py).
@@ -354,7 +202,7 @@ def forward_to_grid(ctx: Ctx, case: Case, *, text: str) -> list[str]:
     add_participants(ctx, case, phones, reason="forwarded" if from_roster else "team")
     who = resident_label(ctx, case)
     for phone in phones:
-        ctx.send(case, phone, "forward", code=case.code, who=who, text=text)
+        send(ctx, case, phone, "forward", code=case.code, who=who, text=text)
     extra: dict[str, Any] = {}
     if later:
         extra = {"category": case.category, "later": [mask_phone(p) for p in later]}
@@ -385,11 +233,11 @@ def route(
     record(ctx, case, "routed", Actor.system(), grid=grid.code, method=method, **evidence)
     start_clock(ctx, case)
     forward_to_grid(ctx, case, text=text)
-    ctx.send(case, case.resident_phone, "ack", code=case.code, team=team_name(case, ctx.locale))
+    send(ctx, case, case.resident_phone, "ack", code=case.code, team=team_name(case, ctx.locale))
 
 
 def claim(ctx: Ctx, case: Case, actor: Actor, *, quiet: bool = False) -> None:
-    if case.status != "open":
+    if not lifecycle.allows("claim", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     assert actor.phone is not None or actor.channel != "sms"
     case.status = "claimed"
@@ -400,11 +248,12 @@ def claim(ctx: Ctx, case: Case, actor: Actor, *, quiet: bool = False) -> None:
     name = display_name(ctx.session, case.claimed_by, ctx.locale)
     for phone in participant_phones(ctx.session, case):
         if phone != case.claimed_by:
-            ctx.send(case, phone, "claimed_notice", code=case.code, name=name)
+            send(ctx, case, phone, "claimed_notice", code=case.code, name=name)
     if actor.phone and not quiet:
-        ctx.send(case, actor.phone, "claimed_ok", code=case.code)
+        send(ctx, case, actor.phone, "claimed_ok", code=case.code)
     if not quiet:
-        ctx.send(
+        send(
+            ctx,
             case,
             case.resident_phone,
             "claimed_resident",
@@ -416,13 +265,14 @@ def claim(ctx: Ctx, case: Case, actor: Actor, *, quiet: bool = False) -> None:
 
 def relay(ctx: Ctx, case: Case, actor: Actor, *, text: str) -> None:
     """A team member's answer, sent to the resident from the hotline number."""
-    if case.status not in ("open", "claimed", "resolved"):
+    if not lifecycle.allows("relay", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     if case.status == "open":
         # Answering the resident is taking the case: stop the claim deadline.
         claim(ctx, case, actor, quiet=True)
     record(ctx, case, "relayed", actor, text=text)
-    ctx.send(
+    send(
+        ctx,
         case,
         case.resident_phone,
         "relay_resident",
@@ -433,7 +283,7 @@ def relay(ctx: Ctx, case: Case, actor: Actor, *, text: str) -> None:
 
 
 def resolve(ctx: Ctx, case: Case, actor: Actor, *, note: str) -> None:
-    if case.status not in ("open", "claimed"):
+    if not lifecycle.allows("resolve", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     if case.status == "open":
         case.claimed_by = actor.phone or actor.name
@@ -444,14 +294,9 @@ def resolve(ctx: Ctx, case: Case, actor: Actor, *, note: str) -> None:
     schedule(ctx, case, "rating_close", ctx.now + ctx.rt.rating_window)
     record(ctx, case, "resolved", actor, note=note)
     shown = note or "—"
-    ctx.send(case, case.resident_phone, "resolved_resident", code=case.code, note=shown)
+    send(ctx, case, case.resident_phone, "resolved_resident", code=case.code, note=shown)
     if actor.phone:
-        ctx.send(case, actor.phone, "resolved_ok", code=case.code)
-
-
-def next_level(level: str) -> str | None:
-    index = LEVELS.index(level)
-    return LEVELS[index + 1] if index + 1 < len(LEVELS) else None
+        send(ctx, case, actor.phone, "resolved_ok", code=case.code)
 
 
 def office_for(case: Case, level: str) -> Region | None:
@@ -466,10 +311,10 @@ def escalate(
     ctx: Ctx, case: Case, actor: Actor, *, reason: str, to_level: str | None = None
 ) -> None:
     """Move the case up the ladder; the office there is texted and must claim it."""
-    if case.status not in ("open", "claimed"):
+    if not lifecycle.allows("escalate", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
-    target = to_level or next_level(case.level)
-    if target is None or LEVELS.index(target) <= LEVELS.index(case.level):
+    target = lifecycle.escalation_target(case.level, to_level)
+    if target is None:
         raise Conflict(f"case #{case.code} is already at the top level")
     previous = case.level
     case.level = target
@@ -480,7 +325,7 @@ def escalate(
     office = office_for(case, target)
     phones: list[str] = []
     if office is not None:
-        members, _ = directory.on_duty(ctx.session, office, now=ctx.now, tz=ctx.rt.settings.tz)
+        members, _ = rosters.on_duty(ctx.session, office, now=ctx.now, tz=ctx.rt.settings.tz)
         phones = [m.phone for m in members]
     add_participants(ctx, case, phones, reason="office")
     record(
@@ -498,7 +343,8 @@ def escalate(
     )
     level_word = word(f"level.{target}", ctx.locale)
     for phone in phones:
-        ctx.send(
+        send(
+            ctx,
             case,
             phone,
             "escalated_notice",
@@ -515,11 +361,11 @@ def escalate(
         # The top of the ladder is never silent: re-sent until claimed (app/deadlines/ladder.py).
         schedule(ctx, case, "resend", ctx.now + policy.resend_every)
     if actor.phone:
-        ctx.send(case, actor.phone, "escalated_ok", code=case.code, level=level_word)
+        send(ctx, case, actor.phone, "escalated_ok", code=case.code, level=level_word)
 
 
 def transfer(ctx: Ctx, case: Case, actor: Actor, *, grid: Region) -> None:
-    if case.status not in ("open", "claimed"):
+    if not lifecycle.allows("transfer", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     previous = case.grid.code if case.grid else None
     set_location(case, grid)
@@ -531,11 +377,11 @@ def transfer(ctx: Ctx, case: Case, actor: Actor, *, grid: Region) -> None:
     start_clock(ctx, case)
     forward_to_grid(ctx, case, text=case.summary)
     if actor.phone:
-        ctx.send(case, actor.phone, "transferred_ok", code=case.code, grid=grid.name)
+        send(ctx, case, actor.phone, "transferred_ok", code=case.code, grid=grid.name)
 
 
 def close(ctx: Ctx, case: Case, actor: Actor, *, rating: int | None) -> None:
-    if case.status != "resolved":
+    if not lifecycle.allows("close", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     case.status = "closed"
     case.closed_at = ctx.now
@@ -547,7 +393,7 @@ def close(ctx: Ctx, case: Case, actor: Actor, *, rating: int | None) -> None:
 
 def reopen(ctx: Ctx, case: Case, actor: Actor, *, reason: str, comment: str = "") -> None:
     """'Not satisfied': the case opens again at its level, and its team is told."""
-    if case.status != "resolved":
+    if not lifecycle.allows("reopen", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     previous_owner = case.claimed_by
     case.status = "open"
@@ -561,8 +407,8 @@ def reopen(ctx: Ctx, case: Case, actor: Actor, *, reason: str, comment: str = ""
     if previous_owner and previous_owner not in phones and not previous_owner.startswith("api:"):
         phones.insert(0, previous_owner)
     for phone in phones:
-        ctx.send(case, phone, "reopened_team", code=case.code, text=comment or case.summary)
-    ctx.send(case, case.resident_phone, "reopened_resident", code=case.code)
+        send(ctx, case, phone, "reopened_team", code=case.code, text=comment or case.summary)
+    send(ctx, case, case.resident_phone, "reopened_resident", code=case.code)
 
 
 def current_handlers(ctx: Ctx, case: Case) -> list[str]:
@@ -583,7 +429,7 @@ def assign(ctx: Ctx, case: Case, actor: Actor, *, phone: str) -> None:
     """Hand the case to a phone (a member or any contact, e.g. a bureau's duty
     phone): it is texted the case, becomes a participant (so it can answer with
     the SMS grammar) and holds the claim."""
-    if case.status not in ("open", "claimed"):
+    if not lifecycle.allows("assign", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     add_participants(ctx, case, [phone], reason="assigned")
     previous = case.claimed_by
@@ -601,7 +447,7 @@ def assign(ctx: Ctx, case: Case, actor: Actor, *, phone: str) -> None:
         level=case.level,
         previous=display_name(ctx.session, previous, ctx.locale) if previous else None,
     )
-    ctx.send(case, phone, "assigned_notice", code=case.code, text=case.summary)
+    send(ctx, case, phone, "assigned_notice", code=case.code, text=case.summary)
 
 
 def comment(ctx: Ctx, case: Case, actor: Actor, *, body: str) -> None:
@@ -611,7 +457,7 @@ def comment(ctx: Ctx, case: Case, actor: Actor, *, body: str) -> None:
 
 def message_resident(ctx: Ctx, case: Case, actor: Actor, *, body: str, sender: str) -> None:
     """An SMS to the resident from the hotline, signed with `sender` (the office's name)."""
-    if case.status not in ("awaiting_address", "open", "claimed", "resolved"):
+    if not lifecycle.allows("message", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     record(ctx, case, "messaged", actor, text=body)
-    ctx.send(case, case.resident_phone, "relay_resident", code=case.code, team=sender, text=body)
+    send(ctx, case, case.resident_phone, "relay_resident", code=case.code, team=sender, text=body)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from app.cases import changes as case_service
 from app.cases import lookups as case_lookups
-from app.cases.changes import Actor, Ctx
+from app.context import Actor, Ctx
+from app.delivery.send import send
 from app.errors import Conflict, Unprocessable
 from app.models.cases import Case
+from routing import lifecycle
 
 # The office above the one sending a misrouted case back: it sees both the
 # wrong and (most likely) the right grid, and can transfer it.
@@ -27,7 +29,7 @@ def reopen_by_office(ctx: Ctx, case: Case, actor: Actor, *, reason: str) -> None
     reason = reason.strip()
     if not reason:
         raise Unprocessable("reopening needs a reason")
-    if case.status not in ("resolved", "closed"):
+    if not lifecycle.allows("office_reopen", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     previous_code = case.code
     if case.status == "closed":
@@ -57,7 +59,7 @@ def reopen_by_office(ctx: Ctx, case: Case, actor: Actor, *, reason: str) -> None
     if previous_owner and previous_owner not in phones and not previous_owner.startswith("api:"):
         phones.insert(0, previous_owner)
     for phone in phones:
-        ctx.send(case, phone, "assigned_notice", code=case.code, text=f"{reason}｜{case.summary}")
+        send(ctx, case, phone, "assigned_notice", code=case.code, text=f"{reason}｜{case.summary}")
 
 
 def send_back_misrouted(
@@ -72,7 +74,7 @@ def send_back_misrouted(
     reason = reason.strip()
     if not reason:
         raise Unprocessable("sending a case back needs a reason")
-    if case.status not in ("open", "claimed"):
+    if not lifecycle.allows("send_back", case.status):
         raise Conflict(f"case #{case.code} is {case.status}")
     target = SEND_BACK_TO.get(office_level)
     if target is None:
@@ -87,8 +89,7 @@ def send_back_misrouted(
         reason=reason,
         to=target,
     )
-    levels = case_service.LEVELS
-    if levels.index(case.level) < levels.index(target):
+    if lifecycle.is_above(target, case.level):
         case_service.escalate(ctx, case, actor, reason=reason, to_level=target)
         return
     # Already at or above that level: it waits there, unclaimed, for a transfer.

@@ -123,7 +123,7 @@ def sms_inbound(
     body: Annotated[str, typer.Option("--body", help="The text.")],
 ) -> None:
     """Inject an inbound SMS locally and print what the platform sent back."""
-    from app.inbound.messages import store_inbound
+    from app.intake.store import InboundSms, store
     from app.models.messages import InboundMessage
     from app.worker.loop import run_once
 
@@ -138,14 +138,15 @@ def sms_inbound(
     sid = "CLI" + uuid.uuid4().hex
     try:
         with unit_of_work(rt.sessions) as session:
-            store_inbound(
+            store(
                 session,
-                message_sid=sid,
-                from_phone=phone,
-                to_phone=settings.hotline_number,
-                body=body,
-                params={},
-                now=rt.clock(),
+                InboundSms(
+                    message_sid=sid,
+                    from_phone=phone,
+                    to_phone=settings.hotline_number,
+                    body=body,
+                    received_at=rt.clock(),
+                ),
             )
         run_once(rt, gateway)
         with rt.sessions() as session:

@@ -12,7 +12,7 @@ Interface for page modules (e.g. pages_map.py, pages_stats.py, pages_duty.py):
   /console/login?next=… without a session). `ctx.staff` (id, username, role,
   office_code), `ctx.office` (app.directory.offices.Office), `ctx.csrf_token`,
   `ctx.lang` ("zh"/"en"), `ctx.can("supervisor")`, `ctx.require("admin")`
-  (403), `ctx.actor` (the app.cases.changes.Actor for case services).
+  (403), `ctx.actor` (the app.context.Actor for case services).
   `Depends(require_role("supervisor"))` gives the same context or 403.
   Every POST handler takes `ctx: CsrfDep` instead: it checks the form's
   `csrf_token` field and the Origin/Referer (403 with a reason).

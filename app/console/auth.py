@@ -10,8 +10,8 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 
-from app.cases.changes import Actor
 from app.console.accounts import actor_name, resume
+from app.context import Actor
 from app.db import unit_of_work
 from app.deps import RuntimeDep
 from app.directory.offices import Office

@@ -16,13 +16,13 @@ from app.api.limits import charge_sms
 from app.cases import changes as case_service
 from app.cases import lookups as case_lookups
 from app.cases import office_actions as case_actions
-from app.cases.changes import Ctx
 from app.console.audit import write_audit
 from app.console.auth import CsrfDep, FormDep, StaffContext, StaffDep
 from app.console.labels import area, assignee, countdown, event_labels, level_labels, status_labels
 from app.console.queue import grids
 from app.console.render import render, translator
 from app.console.router import router
+from app.context import Ctx
 from app.deps import RuntimeDep, SessionDep
 from app.directory.offices import case_filter, region_filter, visible_case
 from app.directory.offices import display_name as office_display_name

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from app.api.limits import charge_sms
 from app.cases import changes as case_service
 from app.cases import lookups as case_lookups
-from app.cases.changes import Ctx
 from app.console.audit import write_audit
 from app.console.auth import CsrfDep, FormDep, StaffContext, StaffDep
 from app.console.labels import area, assignee, countdown, level_labels, status_labels
@@ -35,6 +34,7 @@ from app.console.queue import (
 )
 from app.console.render import render, translator
 from app.console.router import router
+from app.context import Ctx
 from app.deps import RuntimeDep, SessionDep
 from app.directory.offices import visible_case
 from app.errors import DomainError, NotFound, Unprocessable

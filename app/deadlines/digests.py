@@ -8,6 +8,7 @@ transaction; the others' inserts do nothing and they move on.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -16,14 +17,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.cases.changes import Ctx
+from app.context import Ctx
 from app.db import unit_of_work
-from app.directory import lookups as directory
+from app.delivery.send import send
 from app.directory import rosters
 from app.models.cases import Case
 from app.models.deadlines import PeriodicRun
-from app.models.directory import Member, Region
+from app.models.directory import Member, Region, RosterOverride, Shift
 from app.runtime import Runtime
+from routing.duty import describe_gaps
+from sms.templates import word
 
 log = logging.getLogger("gridline.digests")
 
@@ -90,9 +93,11 @@ def send_overdue_digests(ctx: Ctx) -> int:
         codes = " ".join(f"#{c.code}" for c in overdue[:MAX_CODES])
         if len(overdue) > MAX_CODES:
             codes += " …"
-        members, _ = directory.on_duty(ctx.session, office, now=ctx.now, tz=ctx.rt.settings.tz)
+        members, _ = rosters.on_duty(ctx.session, office, now=ctx.now, tz=ctx.rt.settings.tz)
         for member in members:
-            ctx.send(None, member.phone, "overdue_digest", day=day, count=len(overdue), codes=codes)
+            send(
+                ctx, None, member.phone, "overdue_digest", day=day, count=len(overdue), codes=codes
+            )
             sent += 1
         log.info("overdue digest for %s: %d cases", office.code, len(overdue))
     return sent
@@ -132,7 +137,49 @@ def run_daily(rt: Runtime, *, now: datetime) -> int:
 
 
 def daily_jobs() -> list[DailyJob]:
-    return [(DIGEST_JOB, send_overdue_digests), (ROSTER_GAP_JOB, rosters.send_roster_gap_notices)]
+    return [(DIGEST_JOB, send_overdue_digests), (ROSTER_GAP_JOB, send_roster_gap_notices)]
 
 
 __all__ = ["claim_run", "overdue_cases", "run_daily", "send_overdue_digests"]
+
+
+# ---------------------------------------------------------------- roster gaps
+
+
+def _town_of(grid: Region) -> Region | None:
+    node = grid.parent
+    while node is not None and node.level != "town":
+        node = node.parent
+    return node
+
+
+def send_roster_gap_notices(ctx: Ctx) -> int:
+    """Daily: each town office is texted the gaps of today's rosters of its grids.
+
+    Only grids that keep a roster are checked; a grid without one is served
+    by its whole team by design. Returns the SMS written.
+    """
+    tz = ctx.rt.settings.tz
+    day = ctx.now.astimezone(tz).date()
+    rostered = select(Shift.unit_id).union(select(RosterOverride.unit_id))
+    grids = ctx.session.scalars(
+        select(Region).where(Region.level == "grid", Region.id.in_(rostered)).order_by(Region.code)
+    )
+    towns: dict[int, Region] = {}
+    items: dict[int, list[str]] = defaultdict(list)
+    for grid in grids:
+        found = rosters.grid_gaps(ctx.session, grid, day=day, tz=tz)
+        town = _town_of(grid)
+        if not found or town is None:
+            continue
+        towns[town.id] = town
+        items[town.id].append(f"{grid.code} {describe_gaps(found)}")
+    sent = 0
+    sep = word("sep", ctx.locale)
+    for town_id, town in towns.items():
+        members, _ = rosters.on_duty(ctx.session, town, now=ctx.now, tz=tz)
+        text = sep.join(items[town_id])
+        for member in members:
+            send(ctx, None, member.phone, "roster_gap", day=day.isoformat(), items=text)
+            sent += 1
+    return sent

@@ -21,14 +21,16 @@ import logging
 
 from sqlalchemy import select
 
-from app import memo
 from app.cases import changes as cases
 from app.cases import lookups as case_lookups
-from app.cases.changes import Actor, Ctx
-from app.directory import lookups as directory
+from app.cases import names
+from app.context import Actor, Ctx
+from app.delivery.send import send
+from app.directory import rosters
 from app.models.cases import Case, CaseEvent, CaseParticipant
 from app.models.deadlines import ScheduledStep
 from app.models.messages import OutboundMessage
+from routing import lifecycle
 from sms.phones import mask_phone
 from sms.templates import word
 
@@ -57,7 +59,7 @@ def _resend(ctx: Ctx, case: Case) -> str:
     phones = case_lookups.participant_phones(ctx.session, case, level=case.level)
     level_word = word(f"level.{case.level}", ctx.locale)
     for phone in phones:
-        ctx.send(case, phone, "resent_top", code=case.code, level=level_word, text=case.summary)
+        send(ctx, case, phone, "resent_top", code=case.code, level=level_word, text=case.summary)
     cases.record(
         ctx,
         case,
@@ -78,9 +80,9 @@ def _forward_rest(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
     already = set(case_lookups.participant_phones(ctx.session, case))
     rest = [p for p in (step.params or {}).get("phones", []) if p not in already]
     cases.add_participants(ctx, case, rest, reason="forwarded")
-    who = cases.resident_label(ctx, case)
+    who = names.resident_label(ctx, case)
     for phone in rest:
-        ctx.send(case, phone, "forward", code=case.code, who=who, text=case.summary)
+        send(ctx, case, phone, "forward", code=case.code, who=who, text=case.summary)
     cases.record(
         ctx,
         case,
@@ -100,7 +102,7 @@ def _remind(ctx: Ctx, case: Case) -> str:
         return "skipped"
     assert case.resolve_due_at is not None
     local = case.resolve_due_at.astimezone(ctx.rt.settings.tz)
-    ctx.send(case, owner, "resolve_reminder", code=case.code, due=f"{local:%m-%d %H:%M}")
+    send(ctx, case, owner, "resolve_reminder", code=case.code, due=f"{local:%m-%d %H:%M}")
     cases.record(
         ctx,
         case,
@@ -113,9 +115,6 @@ def _remind(ctx: Ctx, case: Case) -> str:
 
 
 def _level_of(ctx: Ctx, case: Case, phone: str) -> str | None:
-    known = case_lookups.memo_participants(ctx.session, case)
-    if known is not None:
-        return next((level for p, level in known if p == phone), None)
     return ctx.session.scalar(
         select(CaseParticipant.level).where(
             CaseParticipant.case_id == case.id, CaseParticipant.phone == phone
@@ -128,13 +127,13 @@ def _next_rung(ctx: Ctx, case: Case) -> list[str]:
     tz = ctx.rt.settings.tz
     if case.level == "grid":
         assert case.grid is not None
-        phones = [m.phone for m in directory.members_of(ctx.session, case.grid.id)]
+        phones = [m.phone for m in rosters.members_of(ctx.session, case.grid.id)]
         if case.town is not None:
-            office, _ = directory.on_duty(ctx.session, case.town, now=ctx.now, tz=tz)
+            office, _ = rosters.on_duty(ctx.session, case.town, now=ctx.now, tz=tz)
             phones += [m.phone for m in office]
     else:
         unit = cases.office_for(case, case.level)
-        phones = [m.phone for m in directory.members_of(ctx.session, unit.id)] if unit else []
+        phones = [m.phone for m in rosters.members_of(ctx.session, unit.id)] if unit else []
     already = set(case_lookups.participant_phones(ctx.session, case))
     return [p for p in dict.fromkeys(phones) if p not in already]
 
@@ -152,7 +151,7 @@ def _undelivered(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
     if nxt:
         cases.add_participants(ctx, case, nxt, reason="team" if case.level == "grid" else "office")
         for phone in nxt:
-            ctx.send(case, phone, "undelivered_next", code=case.code, text=case.summary)
+            send(ctx, case, phone, "undelivered_next", code=case.code, text=case.summary)
         cases.record(
             ctx,
             case,
@@ -175,7 +174,7 @@ def _undelivered(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
 
 
 def times_reopened(ctx: Ctx, case: Case) -> int:
-    stored = len(
+    return len(
         ctx.session.scalars(
             select(CaseEvent.id).where(
                 CaseEvent.case_id == case.id,
@@ -184,12 +183,6 @@ def times_reopened(ctx: Ctx, case: Case) -> int:
             )
         ).all()
     )
-    queued = sum(  # recorded earlier in this batch, written at its end (cases.record)
-        1
-        for row in memo.deferred(ctx.session, CaseEvent)
-        if row["case_id"] == case.id and row["kind"] == "reopened" and row["actor"] != "system"
-    )
-    return stored + queued
 
 
 def not_satisfied(ctx: Ctx, case: Case, actor: Actor, *, comment: str) -> None:
@@ -197,5 +190,5 @@ def not_satisfied(ctx: Ctx, case: Case, actor: Actor, *, comment: str) -> None:
     deadline; when it was reopened by the resident before, escalate it too."""
     again = times_reopened(ctx, case) > 0
     cases.reopen(ctx, case, actor, reason="resident not satisfied", comment=comment)
-    if again and cases.next_level(case.level) is not None:
+    if again and lifecycle.next_level(case.level) is not None:
         cases.escalate(ctx, case, Actor.system(), reason="resident not satisfied a second time")

@@ -32,15 +32,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from app import memo
-from app.cases import lookups as case_lookups
-from app.cases.changes import Ctx
+from app.context import Ctx
 from app.db import unit_of_work
 from app.deadlines import steps as deadlines
-from app.directory import lookups as directory
-from app.directory import rosters
 from app.models.cases import Case
 from app.models.deadlines import ScheduledStep
 from app.runtime import Runtime
@@ -123,78 +119,6 @@ def fire_leased(rt: Runtime, lease: Lease, *, now: datetime, hook: FiredHook | N
         return _after_error(rt, lease, now=now)
 
 
-def fire_batch(
-    rt: Runtime, leases: list[Lease], *, now: datetime, hook: FiredHook | None = None
-) -> list[str] | None:
-    """Fire several leased steps in ONE transaction; their outcomes, in order.
-
-    The batch's cases are locked together (in id order, so two batches cannot
-    deadlock), loaded once, and its lookups (grid teams, offices on duty,
-    participants, webhook endpoints) are memoised for the transaction
-    (`app.memo`); the rows it writes are flushed together. Everything commits
-    at once, or nothing: a worker killed mid-batch leaves no step half done,
-    and its leases are taken over when they expire. Returns None when the
-    batch raised (rolled back): the caller then fires its steps one by one.
-    """
-    case_ids = sorted({lease.case_id for lease in leases})
-    try:
-        with unit_of_work(rt.sessions) as session:
-            held = memo.enable(session)
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(
-                    select(Case.id).where(Case.id.in_(case_ids)).order_by(Case.id).with_for_update()
-                )
-            # Regions by one query per relationship for the whole batch (each
-            # distinct region once), not three joined region chains per case.
-            loaded = session.scalars(
-                select(Case)
-                .where(Case.id.in_(case_ids))
-                .options(
-                    selectinload(Case.grid), selectinload(Case.town), selectinload(Case.county)
-                )
-                .execution_options(populate_existing=True)
-            ).all()
-            held["locked"] = {case.id for case in loaded}
-            steps = {
-                step.id: step
-                for step in session.scalars(
-                    select(ScheduledStep)
-                    .where(ScheduledStep.id.in_([lease.step_id for lease in leases]))
-                    .order_by(ScheduledStep.id)
-                    .with_for_update()
-                    .execution_options(populate_existing=True)
-                )
-            }
-            case_lookups.prefetch_participants(session, case_ids)
-            units = {u for c in loaded for u in (c.grid_id, c.town_id, c.county_id) if u}
-            directory.prefetch_members(session, units)
-            offices = {r.id: r for c in loaded for r in (c.town, c.county) if r is not None}
-            rosters.prefetch_on_duty(session, offices.values(), now=now, tz=rt.settings.tz)
-            ctx = Ctx(session=session, rt=rt, now=now)
-            outcomes = []
-            # What the steps read is either memoised (participants, teams, duty)
-            # or not written by them, so nothing is flushed until the end: the
-            # batch's rows go out in a few multi-row statements.
-            with session.no_autoflush:
-                for lease in leases:
-                    step = steps.get(lease.step_id)
-                    if step is None or step.done_at is not None or step.lease_token != lease.token:
-                        outcomes.append("stale")
-                        continue
-                    outcome = deadlines.fire(ctx, step)
-                    step.lease_until = None
-                    if hook is not None:
-                        hook(step, outcome)
-                    outcomes.append(outcome)
-            memo.flush_deferred(session)  # the batch's outbox, participant and step rows
-            return outcomes
-    except Exception:
-        log.warning(
-            "a batch of %d steps failed; firing them one by one", len(leases), exc_info=True
-        )
-        return None
-
-
 def _after_error(rt: Runtime, lease: Lease, *, now: datetime) -> str:
     with unit_of_work(rt.sessions) as session:
         step = session.get(ScheduledStep, lease.step_id, with_for_update=True)
@@ -230,13 +154,8 @@ def run_due(
             leases = lease_due(session, now=now, lease=lease, limit=min(size, limit - handled))
         if not leases:
             break
-        per_tx = max(1, rt.settings.step_fire_batch)
-        for start in range(0, len(leases), per_tx):
-            chunk = leases[start : start + per_tx]
-            outcomes = fire_batch(rt, chunk, now=now, hook=hook) if len(chunk) > 1 else None
-            if outcomes is None:
-                outcomes = [fire_leased(rt, leased, now=now, hook=hook) for leased in chunk]
-            for outcome in outcomes:
-                counts[outcome] = counts.get(outcome, 0) + 1
-            handled += len(chunk)
+        for leased in leases:
+            outcome = fire_leased(rt, leased, now=now, hook=hook)
+            counts[outcome] = counts.get(outcome, 0) + 1
+        handled += len(leases)
     return counts

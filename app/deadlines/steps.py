@@ -6,9 +6,10 @@ import logging
 
 from app.cases import changes as cases
 from app.cases import lookups as case_lookups
-from app.cases.changes import Actor, Ctx
+from app.context import Actor, Ctx
 from app.deadlines import ladder
-from app.directory import lookups as directory
+from app.delivery.send import send
+from app.directory import rosters
 from app.models.cases import Case
 from app.models.deadlines import ScheduledStep
 from sms.phones import mask_phone
@@ -48,10 +49,10 @@ def fire(ctx: Ctx, step: ScheduledStep) -> str:
 def _claim_overdue(ctx: Ctx, case: Case) -> None:
     """Nobody claimed in time: the whole grid team and the town office are texted."""
     assert case.grid is not None
-    team = [m.phone for m in directory.members_of(ctx.session, case.grid.id)]
+    team = [m.phone for m in rosters.members_of(ctx.session, case.grid.id)]
     office: list[str] = []
     if case.town is not None:
-        members, _ = directory.on_duty(ctx.session, case.town, now=ctx.now, tz=ctx.rt.settings.tz)
+        members, _ = rosters.on_duty(ctx.session, case.town, now=ctx.now, tz=ctx.rt.settings.tz)
         office = [m.phone for m in members]
     already = set(case_lookups.participant_phones(ctx.session, case))
     cases.add_participants(ctx, case, team, reason="team")
@@ -60,7 +61,7 @@ def _claim_overdue(ctx: Ctx, case: Case) -> None:
     # simply have missed it.
     recipients = list(dict.fromkeys([*already, *team, *office]))
     for phone in recipients:
-        ctx.send(case, phone, "claim_overdue", code=case.code, text=case.summary)
+        send(ctx, case, phone, "claim_overdue", code=case.code, text=case.summary)
     cases.record(
         ctx,
         case,

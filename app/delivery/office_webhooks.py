@@ -36,7 +36,7 @@ import httpx
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from app import memo
+from app.cases.payload import case_out
 from app.db import unit_of_work
 from app.delivery.outbox import Backoff
 from app.directory.offices import CITY_CODE
@@ -121,24 +121,14 @@ def on_case_event(session: Session, case: Case, event: CaseEvent, *, locale: str
         return 0
     with session.no_autoflush:
         codes = [CITY_CODE, *(r.code for r in (case.town, case.county) if r is not None)]
-        # All active endpoints (a short list: a few per office), read once per
-        # batch of steps when memoising, then picked here.
-        active = memo.cached(
-            session,
-            ("webhook_endpoints",),
-            lambda: list(
-                session.scalars(
-                    select(WebhookEndpoint)
-                    .where(WebhookEndpoint.active.is_(True))
-                    .order_by(WebhookEndpoint.id)
-                )
-            ),
+        candidates = session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.active.is_(True), WebhookEndpoint.office_code.in_(codes))
+            .order_by(WebhookEndpoint.id)
         )
-        endpoints = [e for e in active if e.office_code in codes and event_type in e.events]
+        endpoints = [e for e in candidates if event_type in e.events]
         if not endpoints:
             return 0
-        from app.api.schemas import case_out
-
         payload = {
             "type": event_type,
             "timestamp": event.at.isoformat(),

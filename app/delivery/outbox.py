@@ -34,7 +34,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import memo
 from app.db import database_unavailable, unit_of_work
 from app.delivery.status import apply_early_reports, clip_code, not_delivered
 from app.models.messages import DeliveryAttempt, OutboundMessage, SenderRate
@@ -86,11 +85,9 @@ def enqueue(
     inbound_id: int | None = None,
     priority: int = PRIORITY_NORMAL,
     not_before: datetime | None = None,
-) -> OutboundMessage | None:
+) -> OutboundMessage:
     """Add an SMS to the outbox in the caller's transaction (flushed, not committed);
-    it is sent from `not_before` on when given (quiet hours). Inside a batch of
-    scheduled steps (`app.memo`) the row is written with the batch's other rows
-    at its end instead, and None is returned."""
+    it is sent from `not_before` on when given (quiet hours)."""
     row: dict[str, Any] = {
         "to_phone": to,
         "template": template,
@@ -104,8 +101,6 @@ def enqueue(
         "next_attempt_at": max(now, not_before) if not_before is not None else now,
         "created_at": now,
     }
-    if memo.defer_insert(session, OutboundMessage, row):
-        return None
     message = OutboundMessage(**row)
     session.add(message)
     session.flush()
@@ -502,6 +497,7 @@ def _record_durably(
     lease: _Lease,
     *,
     deadline: float,
+    timer: Callable[[], float],
     **kwargs: Any,
 ) -> str:
     """Record a send's outcome, waiting out a database restart while our lease
@@ -513,7 +509,7 @@ def _record_durably(
             with unit_of_work(sessions) as session:
                 return _record(session, lease, **kwargs)
         except Exception as exc:
-            if not database_unavailable(exc) or time.monotonic() + pause > deadline:
+            if not database_unavailable(exc) or timer() + pause > deadline:
                 raise
             log.warning("SMS %s: database unavailable, outcome not yet recorded", lease.id)
             time.sleep(pause)
@@ -525,6 +521,7 @@ def _record_outcomes(
     outcomes: Sequence[tuple[_Lease, _Outcome]],
     *,
     deadline: float,
+    timer: Callable[[], float],
     now: datetime,
     backoff: Backoff,
     rng: random.Random | None,
@@ -549,6 +546,7 @@ def _record_outcomes(
                     sessions,
                     lease,
                     deadline=deadline,
+                    timer=timer,
                     now=now,
                     outcome=outcome,
                     backoff=backoff,
@@ -613,6 +611,7 @@ def deliver_due(
     concurrency: int = 1,
     yield_after: float = 0.0,
     pool: Executor | None = None,
+    timer: Callable[[], float] = time.monotonic,
 ) -> dict[str, int]:
     """Send what is due, most urgent first, each row at most once; returns counts by outcome.
 
@@ -634,7 +633,8 @@ def deliver_due(
     of a backlog. A pass sends one batch at least, and yields only after
     `yield_after` seconds of sending: under steady inbound the webhook wakes
     the worker all the time, and a pass that sent one batch only would let the
-    forwards its inbound stage just wrote fall behind.
+    forwards its inbound stage just wrote fall behind. Seconds are read from
+    `timer` (monotonic; tests inject their own).
     """
     if batch < 1 or concurrency < 1:
         raise ValueError("deliver_due needs batch >= 1 and concurrency >= 1")
@@ -649,21 +649,21 @@ def deliver_due(
     budget = lease.total_seconds() / 2
     if max_seconds is not None:
         budget = min(budget, max_seconds)
-    started = time.monotonic()
+    started = timer()
     send_deadline = started + lease.total_seconds() / 2
 
     def may_start() -> bool:
-        return time.monotonic() < send_deadline
+        return timer() < send_deadline
 
     own_pool: ThreadPoolExecutor | None = None
     any_sent = False
     try:
-        while len(seen) < limit and (not seen or time.monotonic() - started < budget):
+        while len(seen) < limit and (not seen or timer() - started < budget):
             size = min(batch, limit - len(seen))
             if (
                 seen
                 and should_yield is not None
-                and time.monotonic() - started >= yield_after
+                and timer() - started >= yield_after
                 and should_yield()
             ):
                 break
@@ -703,6 +703,7 @@ def deliver_due(
                 sessions,
                 list(zip(leased.leases, outcomes, strict=True)),
                 deadline=send_deadline,
+                timer=timer,
                 now=now,
                 backoff=backoff,
                 rng=rng,

@@ -16,7 +16,7 @@ from app.models.cases import Case
 from app.models.directory import Member
 
 if TYPE_CHECKING:
-    from app.cases.changes import Ctx
+    from app.context import Ctx
 
 # Notices the platform sends on its own about a case or an area; replies to a
 # member's own command are not among them.

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import memo
 from app.directory import lookups as directory
 from app.models.directory import Address, Region, Resident
 from app.models.messages import InboundMessage
@@ -64,12 +63,6 @@ class Placement:
 
 
 def _index_key(session: Session) -> tuple[object, ...]:
-    """Changes whenever the gazetteer or the region tree (names, parents) changes;
-    asked once per batch of messages (`app.memo`), which changes neither."""
-    return memo.cached(session, ("gazetteer_key",), lambda: _read_index_key(session))
-
-
-def _read_index_key(session: Session) -> tuple[object, ...]:
     addresses = session.execute(
         select(func.count(Address.id), func.max(Address.id), func.max(Address.updated_at))
     ).one()
@@ -146,13 +139,8 @@ def location_of(session: Session, inbound_id: int | None) -> tuple[float, float]
 
 
 def resident_of(session: Session, phone: str) -> Resident | None:
-    """The resident registered with `phone` (memoised within a batch of messages,
-    whose writers of new residents keep the memo in step: `app.inbound.messages`)."""
-    return memo.cached(
-        session,
-        ("resident", phone),
-        lambda: session.scalar(select(Resident).where(Resident.phone == phone)),
-    )
+    """The resident registered with `phone`."""
+    return session.scalar(select(Resident).where(Resident.phone == phone))
 
 
 def _home(session: Session, phone: str) -> tuple[Resident | None, tuple[str, ...]]:

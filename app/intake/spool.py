@@ -1,14 +1,9 @@
-"""The inbound spool: signed webhooks accepted while the database is unreachable
-(and, on SQLite, while its write lock is taken).
+"""The inbound spool: signed webhooks accepted while the database is unreachable.
 
 The webhook answers 200 only for a message that is durable. When the database
 cannot be reached it appends the message to `inbound.jsonl` in the spool
 folder (one JSON object per line, fsync'd before the answer) instead. The
-worker (each pass) and the app (at start-up) replay the spool. On SQLite the
-webhook's group commit also spills batches, in the same format, to a spool
-of its own (`spill/` in this folder) rather than wait for the worker's
-transaction to end; its replayer thread and the app at start-up replay that
-one (app/intake/group_commit.py). A replay goes:
+worker (each pass) and the app (at start-up) replay the spool. A replay goes:
 
 1. Under the file's lock, the active file is renamed to `inbound-*.replay`.
    Writers take the same lock and check, once they hold it, that the name
@@ -35,15 +30,13 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import unit_of_work
 from app.errors import DomainError
-from app.inbound.messages import store_many
+from app.intake.store import InboundSms, store_many
 from sms.phones import mask_phone
 
 log = logging.getLogger("gridline.spool")
@@ -83,48 +76,15 @@ class Spool:
     def active(self) -> Path:
         return self.directory / ACTIVE
 
-    def append(
-        self,
-        *,
-        message_sid: str,
-        from_phone: str,
-        to_phone: str | None,
-        body: str,
-        params: dict[str, Any],
-        received_at: datetime,
-    ) -> None:
-        """Append one message durably (written and fsync'd) or raise SpoolUnavailable."""
-        self.append_many(
-            [
-                {
-                    "message_sid": message_sid,
-                    "from_phone": from_phone,
-                    "to_phone": to_phone,
-                    "body": body,
-                    "params": params,
-                    "received_at": received_at,
-                }
-            ]
-        )
-
-    def append_many(self, messages: list[dict[str, Any]]) -> None:
-        """Append messages (`append`'s fields as dicts), in order, with one
-        write and one fsync, or raise SpoolUnavailable (none of them is kept:
-        a line cut short is skipped at replay, and no caller answers 200)."""
-        lines = b"".join(
-            (
-                json.dumps(
-                    {**m, "received_at": m["received_at"].isoformat()},
-                    ensure_ascii=False,
-                    separators=(",", ":"),
-                )
-                + "\n"
-            ).encode()
-            for m in messages
-        )
+    def append(self, sms: InboundSms) -> None:
+        """Append one message durably (written and fsync'd) or raise SpoolUnavailable
+        (then nothing is kept: a line cut short is skipped at replay, and no
+        caller answers 200)."""
+        row = {**sms.as_row(), "received_at": sms.received_at.isoformat()}
+        line = (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         try:
             with self._lock:
-                self._append(lines)
+                self._append(line)
         except OSError as exc:
             log.error("spool %s: cannot append: %s", self.directory, exc.strerror)
             raise SpoolUnavailable("database and spool unavailable; retry later") from exc
@@ -246,8 +206,8 @@ class Spool:
             os.close(fd)
 
 
-def _parse(raw: bytes, path: Path) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
+def _parse(raw: bytes, path: Path) -> list[InboundSms]:
+    records: list[InboundSms] = []
     lines = raw.split(b"\n")
     # The last element is b"" for a file that ends with a newline, else a torn line.
     for number, line in enumerate(lines, start=1):
@@ -255,15 +215,7 @@ def _parse(raw: bytes, path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line.decode("utf-8"))
-            record = {
-                "message_sid": str(item["message_sid"]),
-                "from_phone": str(item["from_phone"]),
-                "to_phone": item.get("to_phone"),
-                "body": str(item["body"]),
-                "params": dict(item.get("params") or {}),
-                "received_at": datetime.fromisoformat(item["received_at"]),
-            }
+            record = InboundSms.from_row(json.loads(line.decode("utf-8")))
         except (ValueError, KeyError, TypeError, AttributeError):
             # Torn by a crash mid-write: never acknowledged, the gateway retries it.
             log.warning(
@@ -273,9 +225,6 @@ def _parse(raw: bytes, path: Path) -> list[dict[str, Any]]:
                 "unreadable" if complete else "torn last",
             )
             continue
-        if record["received_at"].tzinfo is None:
-            log.warning("spool %s line %d: naive time, line skipped", path.name, number)
-            continue
-        log.debug("spool: %s from %s", record["message_sid"], mask_phone(record["from_phone"]))
+        log.debug("spool: %s from %s", record.message_sid, mask_phone(record.from_phone))
         records.append(record)
     return records

@@ -1,17 +1,13 @@
 """The gateway's webhooks: inbound SMS (`POST /sms/inbound`) and delivery
 status callbacks (`POST /sms/status`).
 
-The inbound webhook is the hot path of the service: every resident's text
-comes through it, in bursts when a typhoon comes; status callbacks, one or
-more per SMS sent, come more often still. `GridlineApp` serves both ahead
-of FastAPI's middleware stack and router (exception middlewares, the
-route table, dependency solving), which cost about as much CPU per webhook
-as the endpoint's own work: on the bench host, with them (and a wake-up of
-the event loop per message, since batched: app/intake/group_commit.py) a web process
-spent 0.9–1.0 ms of CPU per webhook, without them mostly about 0.6 ms
-(BENCHMARKS.md). An endpoint is the same function either way, registered as
-a FastAPI route too (the API docs list it), and its errors render as the
-app's exception handlers render them: a `DomainError` as its 4xx JSON, an
+The inbound webhook stores its message (one INSERT, committed) before it
+answers; with the database unreachable it appends the message to the
+fsync'd spool instead (app/intake/spool.py). Both endpoints are served by
+`GridlineApp` ahead of FastAPI's middleware stack and router, which cost
+about as much CPU per webhook as the endpoint's own work; each is a FastAPI
+route too (the API docs list it), and its errors render as the app's
+exception handlers render them: a `DomainError` as its 4xx JSON, an
 unreachable database as 503.
 """
 
@@ -31,8 +27,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 from app.db import database_unavailable
 from app.delivery.status import record_delivery_status
 from app.errors import BadRequest, DomainError, Forbidden, PayloadTooLarge, UnsupportedMediaType
-from app.intake.group_commit import Incoming, IngestWriter
 from app.intake.spool import Spool
+from app.intake.store import InboundSms, store
 from app.runtime import Runtime
 from sms.phones import InvalidPhone, mask_phone, normalize_phone
 from sms.signature import is_valid_signature, signed_url
@@ -144,7 +140,7 @@ async def sms_inbound(request: Request) -> Response:
         raise BadRequest(f"Body longer than {MAX_BODY_CHARS} characters")
     extra: dict[str, str] = {k: form[k] for k in ("Latitude", "Longitude", "NumMedia") if k in form}
 
-    incoming = Incoming(
+    sms = InboundSms(
         message_sid=sid,
         from_phone=sender,
         to_phone=form.get("To") or None,
@@ -152,44 +148,33 @@ async def sms_inbound(request: Request) -> Response:
         params=extra,
         received_at=rt.clock(),
     )
-    writer: IngestWriter = request.app.state.ingest
-    try:
-        # Stored (committed, with other webhooks' messages) before we answer.
-        created = await writer.store(incoming)
-    except Exception as exc:
-        if not database_unavailable(exc):
-            raise
-        # Accepted all the same: durable in the spool, stored when the
-        # database is back (app/intake/spool.py). SpoolUnavailable is a 503.
-        spool: Spool = request.app.state.spool
-        await run_in_threadpool(
-            lambda: spool.append(
-                message_sid=sid,
-                from_phone=sender,
-                to_phone=incoming.to_phone,
-                body=body,
-                params=extra,
-                received_at=incoming.received_at,
-            )
-        )
-        log.warning(
-            "inbound %s from %s spooled: database unavailable (%s)",
-            sid,
-            mask_phone(sender),
-            exc.__class__.__name__,
-        )
-        request.app.state.webhook_latency.observe(time.perf_counter() - started)
-        return Response(content=EMPTY_TWIML, media_type="text/xml")
-    # DEBUG: uvicorn's access log already has a line per webhook; no masking
-    # work on the hot path unless someone reads it.
-    if log.isEnabledFor(logging.DEBUG):
-        duplicate = "" if created else " (duplicate)"
-        log.debug("inbound %s from %s%s", sid, mask_phone(sender), duplicate)
+    outcome = await run_in_threadpool(_store_or_spool, rt, request.app.state.spool, sms)
+    if outcome == "spooled":
+        log.warning("inbound %s from %s spooled: database unavailable", sid, mask_phone(sender))
+    elif log.isEnabledFor(logging.DEBUG):
+        # uvicorn's access log already has a line per webhook; no masking
+        # work on the hot path unless someone reads it.
+        log.debug("inbound %s from %s (%s)", sid, mask_phone(sender), outcome)
     worker = request.app.state.worker
-    if created and worker is not None:
+    if worker is not None and outcome != "duplicate":
         worker.wake()
     request.app.state.webhook_latency.observe(time.perf_counter() - started)
     return Response(content=EMPTY_TWIML, media_type="text/xml")
+
+
+def _store_or_spool(rt: Runtime, spool: Spool, sms: InboundSms) -> str:
+    """Store `sms` (committed when this returns): `stored`, or `duplicate` when
+    its SID was stored before; with the database unreachable, append it to the
+    spool (fsync'd): `spooled`. SpoolUnavailable (a 503) when neither can."""
+    try:
+        with rt.engine.begin() as connection:  # Core: nothing here needs an ORM session
+            created = store(connection, sms)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        spool.append(sms)
+        return "spooled"
+    return "stored" if created else "duplicate"
 
 
 async def sms_status(request: Request) -> Response:

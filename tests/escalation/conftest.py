@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.cases import changes as cases
-from app.cases.changes import Ctx
+from app.context import Ctx
 from app.db import unit_of_work
 from app.models.cases import Case
 from app.runtime import Runtime

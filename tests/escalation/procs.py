@@ -32,15 +32,12 @@ def run_workers(
     count: int = 1,
     batch: int = 10,
     crash_after: int | None = None,
-    fire_batch: int | None = None,
 ) -> list[Finished]:
     """Start `count` workers, wait until each is ready, release them together, wait for all."""
     argv = [sys.executable, "-m", "tests.escalation.worker_proc", url, now.isoformat()]
     argv += ["--batch", str(batch)]
     if crash_after is not None:
         argv += ["--crash-after", str(crash_after)]
-    if fire_batch is not None:
-        argv += ["--fire-batch", str(fire_batch)]
     # stderr goes to files: a pipe nobody reads while we wait on another
     # process would fill up and block its writer mid-transaction.
     errs = [tempfile.TemporaryFile(mode="w+") for _ in range(count)]  # noqa: SIM115 (closed below)

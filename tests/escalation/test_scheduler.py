@@ -82,10 +82,7 @@ def test_three_worker_processes_fire_1000_due_steps_exactly_once(pg_rt, clock):
         )
 
 
-@pytest.mark.parametrize("per_tx", [1, 4, 10])
-def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(
-    rt, city, clock, per_tx
-):
+def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(rt, city, clock):
     opened = clock.now
     ids = open_cases(rt, 50, now=opened)
     due = opened + timedelta(minutes=61)  # claim_overdue and escalate of each case are due
@@ -98,13 +95,10 @@ def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(
         s.commit()
 
     # It leases a batch of 20, fires 5, and dies inside the 6th step, before the
-    # commit of the transaction that holds it (`per_tx` steps fire in one): the
-    # steps of the transactions committed before are done, the rest not at all.
-    [crashed] = run_workers(
-        rt.settings.database_url, due, batch=20, crash_after=5, fire_batch=per_tx
-    )
+    # commit of its transaction: the 5 steps before are done, the rest not at all.
+    [crashed] = run_workers(rt.settings.database_url, due, batch=20, crash_after=5)
     assert crashed.returncode == CRASH_EXIT, crashed.stderr[-2000:]
-    committed = (5 // per_tx) * per_tx
+    committed = 5
 
     escalated = _events(rt, "escalated")
     assert sum(escalated.values()) == committed and set(escalated.values()) <= {1}
@@ -175,9 +169,9 @@ def _pg(rt: Runtime) -> bool:
     return rt.engine.dialect.name == "postgresql"
 
 
-def test_a_step_that_raises_in_a_batch_costs_only_itself(rt, city, clock):
-    """A batch is one transaction: when one of its steps raises, the batch rolls
-    back and its steps are fired one by one, so the others still fire once."""
+def test_a_step_that_raises_costs_only_itself(rt, city, clock):
+    """Each step is a transaction of its own: one that raises is rolled back and
+    retried, then given up; the others of its lease fire once."""
     from app.deadlines.scheduler import MAX_STEP_ATTEMPTS, run_due
 
     opened = clock.now
@@ -195,8 +189,9 @@ def test_a_step_that_raises_in_a_batch_costs_only_itself(rt, city, clock):
     # The bad one is freed after each failure, leased again, and given up
     # after MAX_STEP_ATTEMPTS leases.
     assert counts == {"fired": 11, "retry": MAX_STEP_ATTEMPTS - 1, "failed": 1}
-    # The good steps ran twice (their batch rolled back, then alone) but committed once.
-    assert calls[ids[0]] == 2
+    # The good steps ran once each; the bad one once per lease.
+    assert calls[ids[0]] == 1
+    assert calls[bad_case] == MAX_STEP_ATTEMPTS
     assert _events(rt, "claim_overdue") == Counter({i: 1 for i in ids if i != bad_case})
     assert _notices(rt, "claim_overdue", TOWN_OFFICE) == Counter(
         {i: 1 for i in ids if i != bad_case}
@@ -211,24 +206,21 @@ def test_a_step_that_raises_in_a_batch_costs_only_itself(rt, city, clock):
     assert _events(rt, "claim_overdue")[bad_case] == 0
 
 
-def test_cancel_reaches_a_step_scheduled_earlier_in_the_same_batch(rt, city, clock):
-    """A batch runs without autoflush: a step scheduled by one of its steps and
-    cancelled by a later one must not be written as still due."""
-    from app import memo
+def test_cancel_reaches_a_step_scheduled_earlier_in_the_same_transaction(rt, city, clock):
+    """Without autoflush, a step scheduled and then cancelled in one transaction
+    must not be written as still due."""
     from app.cases import changes as cases
-    from app.cases.changes import Ctx
+    from app.context import Ctx
     from app.db import unit_of_work
 
     [case_id] = open_cases(rt, 1, now=clock.now)
     with unit_of_work(rt.sessions) as session:
-        memo.enable(session)
         ctx = Ctx(session=session, rt=rt, now=clock.now)
         case = session.get(Case, case_id)
         assert case is not None
         with session.no_autoflush:
             cases.schedule(ctx, case, "resend", clock.now + timedelta(hours=1))
             cases.cancel_steps(ctx, case, "resend")
-        memo.flush_deferred(session)  # as the batch does at its end
     with rt.sessions() as s:
         step = s.scalars(
             select(ScheduledStep).where(

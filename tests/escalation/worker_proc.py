@@ -1,6 +1,6 @@
 """A worker process for the scheduler tests: the real step-firing loop, at a fixed `now`.
 
-    python -m tests.escalation.worker_proc URL NOW [--batch N] [--fire-batch N] [--crash-after N]
+    python -m tests.escalation.worker_proc URL NOW [--batch N] [--crash-after N]
 
 Prints `ready`, waits for a line on stdin (so that several processes start
 firing together), runs `app.deadlines.scheduler.run_due` until nothing is due and prints
@@ -33,10 +33,8 @@ def main() -> None:
     parser.add_argument("now")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--crash-after", type=int, default=None)
-    parser.add_argument("--fire-batch", type=int, default=None, help="steps per transaction")
     args = parser.parse_args()
-    extra = {} if args.fire_batch is None else {"step_fire_batch": args.fire_batch}
-    settings = Settings(_env_file=None, database_url=args.url, validate_signatures=False, **extra)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=args.url, validate_signatures=False)  # type: ignore[call-arg]
     rt = Runtime.build(settings)
     now = datetime.fromisoformat(args.now)
     fired = 0
