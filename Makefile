@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint format demo clean messages
+.PHONY: run test test-fast check lint format demo clean messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=1; \
 	$(BIN)/python -m pytest tests/browser $(BROWSER_PYTEST_ARGS) || status=1; \
 	exit $$status
+
+## The fast tier: the pure core (routing/), the edge (sms/) and the layout's
+## rules; no database, no server, seconds.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/routing tests/sms tests/test_architecture.py
 
 ## Lint and type-check.
 check: $(STAMP)
