@@ -25,12 +25,9 @@ import os
 import select
 import signal
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("gridline.worker")
 
