@@ -1,4 +1,4 @@
-"""The worker's next-batch query (app/inbound/messages.py) stays cheap however its
+"""The worker's next-batch query (app/inbound/queue.py) stays cheap however its
 database's statistics stand: the work it does grows with the batch and the
 backlog, never with the backlog squared, nor with the messages processed long
 ago. Measured as work done (rows a PostgreSQL plan touched, SQLite virtual

@@ -25,7 +25,7 @@ from app.directory import rosters
 from app.errors import Conflict
 from app.models.cases import Case, CaseEvent, CaseParticipant
 from app.models.deadlines import ScheduledStep
-from app.models.directory import Member, Region
+from app.models.directory import Region
 from routing import lifecycle
 from routing.policy import Policy, deadlines_for, policy_from_snapshot
 from sms.phones import mask_phone
@@ -416,10 +416,6 @@ def current_handlers(ctx: Ctx, case: Case) -> list[str]:
     if case.status == "claimed" and case.claimed_by and not case.claimed_by.startswith("api:"):
         return [case.claimed_by]
     return participant_phones(ctx.session, case, level=case.level)
-
-
-def member_units(session: Session, phone: str) -> list[Member]:
-    return directory.members_by_phone(session, phone)
 
 
 # ---------------------------------------------------------------- office actions

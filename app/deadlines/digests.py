@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.context import Ctx
 from app.db import unit_of_work
 from app.delivery.send import send
+from app.directory import lookups as directory
 from app.directory import rosters
 from app.models.cases import Case
 from app.models.deadlines import PeriodicRun
@@ -146,13 +147,6 @@ __all__ = ["claim_run", "overdue_cases", "run_daily", "send_overdue_digests"]
 # ---------------------------------------------------------------- roster gaps
 
 
-def _town_of(grid: Region) -> Region | None:
-    node = grid.parent
-    while node is not None and node.level != "town":
-        node = node.parent
-    return node
-
-
 def send_roster_gap_notices(ctx: Ctx) -> int:
     """Daily: each town office is texted the gaps of today's rosters of its grids.
 
@@ -169,7 +163,7 @@ def send_roster_gap_notices(ctx: Ctx) -> int:
     items: dict[int, list[str]] = defaultdict(list)
     for grid in grids:
         found = rosters.grid_gaps(ctx.session, grid, day=day, tz=tz)
-        town = _town_of(grid)
+        town = directory.ancestor_at(grid, "town")
         if not found or town is None:
             continue
         towns[town.id] = town

@@ -43,7 +43,7 @@ def _next_batch_query(limit: int) -> Select[InboundMessage]:
     # of ix_inbound_messages_waiting_sender per candidate, rather than as NOT
     # EXISTS (an earlier one): PostgreSQL turns that into an anti-join, which,
     # its statistics taken before a burst, it ran as a nested loop over the
-    # whole backlog for every waiting row (app/models/).
+    # whole backlog for every waiting row (app/models/messages.py).
     oldest_of_sender = (
         select(func.min(earlier.id))
         .where(earlier.from_phone == InboundMessage.from_phone, earlier.status == _WAITING)

@@ -104,7 +104,8 @@ def process_inbound(
     Stops after `limit` messages, or after `max_seconds` by `rt.timer` having
     handled at least one, so that under a backlog the pass goes on to the
     deadline steps and to sending. `committed` is told after each message
-    (the sender thread sends its forwards at once).
+    done (the sender thread sends its forwards at once); a failed one wrote
+    nothing to send.
     """
     done = failed = 0
     started = rt.timer()
@@ -114,10 +115,10 @@ def process_inbound(
         outcome = process_one(rt, now=now)
         if outcome is None:
             break
-        if outcome == "done":
-            done += 1
-        else:
+        if outcome == "failed":
             failed += 1
+            continue
+        done += 1
         if committed is not None:
             committed()
     return done, failed
