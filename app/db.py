@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.sqlite_writer import WriterConnection
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -35,7 +37,13 @@ def _sqlite_begin(conn: Any) -> None:
     # BEGIN, a transaction that read first and writes later fails with
     # SQLITE_BUSY when another writer got in between, and busy_timeout cannot
     # help it; serialising writers is the right trade on an embedded database.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A WriterConnection first queues for the lock without SQLite's sleeps
+    # (app/sqlite_writer.py).
+    raw = conn.connection.dbapi_connection
+    if isinstance(raw, WriterConnection):
+        raw.begin_immediate()
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -43,7 +51,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # psycopg 3 is the driver we ship; the bare scheme would ask for psycopg2.
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
-        connect_args = {"timeout": 10}
+        connect_args = {"timeout": 10, "factory": WriterConnection}
+        connect_args.update(kwargs.pop("connect_args", {}))
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

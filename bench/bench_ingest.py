@@ -1,8 +1,9 @@
-"""Webhook ingest: signed inbound SMS against `gridline serve`, and against a bare FastAPI app.
+"""Webhook ingest: signed inbound SMS against `gridline serve`, a minimal durable endpoint
+and a bare FastAPI app.
 
     .venv/bin/python -m bench.bench_ingest [--runs 3] [--messages 2000] [--concurrency 32 64]
         [--backends sqlite postgresql] [--pg-url URL] [--rate 200] [--rate-seconds 10]
-        [--no-worker] [--write]
+        [--no-worker] [--before CHECKOUT] [--write]
 
 Each measurement starts `gridline serve` (uvicorn as in production, its
 worker a child process, signatures checked, console SMS provider) on a fresh
@@ -21,11 +22,17 @@ With `--no-worker`, each load also goes to `gridline serve --no-worker` (rows
 `gridline worker` runs elsewhere (PostgreSQL); on one host the worker routes
 the same messages while they arrive and takes a core of its own.
 
-The same loads go to `bench/bare_app.py` (a FastAPI app that answers the same
-empty TwiML and does nothing else) under the same uvicorn settings, closed
-loop just before each target, and each target's ratio Gridline / bare is
-taken against the bare figure measured next to it: the headline, robust to
-a host whose speed drifts.
+With `--before CHECKOUT`, each load also goes to the `gridline serve` of
+another checkout (an older commit, with its own `.venv`; rows `before …`),
+in the same run, on the same seeded databases.
+
+The same loads go to `bench/durable_app.py` (the same signature check, one
+INSERT and a durable commit per request, Gridline's engine settings and
+uvicorn's) on an empty database of each backend, closed loop just before
+each Gridline target, and each target's ratio Gridline / durable is taken
+against the durable figure measured next to it: the headline, robust to a
+host whose speed drifts. `bench/bare_app.py` (the same empty TwiML, nothing
+else) is measured once per load, for scale.
 PostgreSQL is a throwaway cluster (tests/pg.py, durable settings) unless
 `--pg-url` names a server (an admin URL: databases are created and dropped).
 Figures are medians over `--runs`; `--write` puts them in BENCHMARKS.md.
@@ -51,6 +58,7 @@ from bench.servers import (
     Postgres,
     Server,
     bare_server,
+    durable_server,
     fresh_sqlite,
     gridline_server,
     postgres,
@@ -155,6 +163,22 @@ class Databases:
         finally:
             self.pg.drop(name)
 
+    @contextlib.contextmanager
+    def empty(self, backend: str) -> Iterator[tuple[str, Path]]:
+        """An empty database (the durable app creates its one table)."""
+        self.count += 1
+        work = self.folder / f"m{self.count}"
+        work.mkdir(parents=True)
+        if backend == "sqlite":
+            yield f"sqlite:///{work / 'durable.db'}", work
+            return
+        assert self.pg is not None
+        name = f"bench_m{self.count}"
+        try:
+            yield self.pg.create(name), work
+        finally:
+            self.pg.drop(name)
+
 
 @contextlib.contextmanager
 def all_routed(url: str) -> Iterator[Callable[[], bool]]:
@@ -178,73 +202,113 @@ def all_routed(url: str) -> Iterator[Callable[[], bool]]:
         engine.dispose()
 
 
-def targets_of(args: argparse.Namespace) -> list[str]:
-    """`sqlite`, `postgresql`, and with --no-worker `sqlite no-worker`, ..."""
-    out = list(args.backends)
-    if args.no_worker:
-        out += [f"{backend} no-worker" for backend in args.backends]
+@dataclass(frozen=True)
+class Target:
+    """One server under load: `gridline serve` of this tree (or of `--before`'s), or a
+    baseline (`durable <backend>`, `bare`)."""
+
+    label: str
+    backend: str  # sqlite | postgresql | "" (bare)
+    kind: str = "gridline"  # gridline | durable | bare
+    worker: bool = True
+    tree: Path | None = None
+
+
+def targets_of(args: argparse.Namespace) -> list[Target]:
+    """`sqlite`, `postgresql`; with --no-worker `sqlite no-worker`, ...; with --before
+    the same again as `before sqlite`, ... (the older tree, measured beside them)."""
+    trees: list[tuple[str, Path | None]] = [("", None)]
+    if args.before:
+        trees.append(("before ", args.before))
+    out = []
+    for prefix, tree in trees:
+        for backend in args.backends:
+            out.append(Target(f"{prefix}{backend}", backend, tree=tree))
+            if args.no_worker:
+                out.append(Target(f"{prefix}{backend} no-worker", backend, worker=False, tree=tree))
     return out
 
 
+def durable_of(backend: str) -> Target:
+    return Target(f"durable {backend}", backend, kind="durable")
+
+
+BARE = Target("bare", "", kind="bare")
+
+
+def measure_target(
+    target: Target,
+    dbs: Databases,
+    *,
+    messages: int,
+    concurrency: int | None,
+    rate: float | None,
+) -> Figure:
+    """One measurement of `target` on a fresh database (Gridline: the seeded city;
+    the durable app: an empty database of the same backend)."""
+
+    def run(server: Server, routed: Callable[[], bool] | None = None) -> Figure:
+        with running(server):
+            return load(
+                server, messages=messages, concurrency=concurrency, rate=rate, routed=routed
+            )
+
+    if target.kind == "bare":
+        return run(bare_server(dbs.folder / "bare"))
+    if target.kind == "durable":
+        with dbs.empty(target.backend) as (url, work):
+            return run(durable_server(url, work))
+    with dbs.fresh(target.backend) as (url, work):
+        server = gridline_server(url, work, worker=target.worker, tree=target.tree)
+        with all_routed(url) as routed:
+            return run(server, routed if target.worker else None)
+
+
 def measure(args: argparse.Namespace, dbs: Databases) -> dict[str, list[Figure]]:
-    """One run: every target × load; keyed `target/load`."""
+    """One run: every target × load; keyed `label/load`.
+
+    Closed loop, each Gridline target is paired with a measurement of the
+    durable app on its backend just before it, and its ratio is taken against
+    that one: the host's speed drifts (twofold within minutes at times, in the
+    CPU per message of the same code), and baselines measured once, after
+    several targets, would compare moments minutes apart. Open loop (every
+    target answers the rate), each target and baseline once."""
     out: dict[str, list[Figure]] = {}
     loads: list[tuple[str, int | None, float | None, int]] = [
         (f"c{c}", c, None, args.messages) for c in args.concurrency
     ]
     if args.rate:
         loads.append(("rate", None, args.rate, int(args.rate * args.rate_seconds)))
-    # Closed loop, each target is paired with a measurement of the bare app
-    # just before it, and its ratio is taken against that one: the host's
-    # speed drifts (twofold within minutes at times, in the CPU per message
-    # of the same code), and a bare app measured once, after four targets,
-    # compared moments half a minute apart. Open loop (every target answers
-    # the rate), once.
-    for name, concurrency, rate, messages in loads:
-        paired = rate is None
-        bare: Figure | None = None
-        for target in [*targets_of(args), *([] if paired else ["bare"])]:
-            if paired or target == "bare":
-                bare = measure_bare(dbs, messages=messages, concurrency=concurrency, rate=rate)
-                report_line("bare", name, bare)
-                out.setdefault(f"bare/{name}", []).append(bare)
-            if target == "bare":
-                continue
-            backend, _, variant = target.partition(" ")
-            with dbs.fresh(backend) as (url, work):
-                worker = variant != "no-worker"
-                server = gridline_server(url, work, worker=worker)
-                with running(server), all_routed(url) as routed:
-                    fig = load(
-                        server,
-                        messages=messages,
-                        concurrency=concurrency,
-                        rate=rate,
-                        routed=routed if worker else None,
-                    )
-            if bare is not None:
-                fig.ratio = fig.rate / bare.rate
-            report_line(target, name, fig)
-            out.setdefault(f"{target}/{name}", []).append(fig)
-        if not paired:  # the bare app came last
-            for target in targets_of(args):
-                fig = out[f"{target}/{name}"][-1]
-                fig.ratio = fig.rate / out[f"bare/{name}"][-1].rate
+
+    def one(target: Target, spec: tuple[str, int | None, float | None, int]) -> Figure:
+        name, concurrency, rate, messages = spec
+        fig = measure_target(target, dbs, messages=messages, concurrency=concurrency, rate=rate)
+        out.setdefault(f"{target.label}/{name}", []).append(fig)
+        if target.kind != "gridline":
+            report_line(target.label, name, fig)
+        return fig
+
+    for spec in loads:
+        name, _, rate, _ = spec
+        one(BARE, spec)
+        if rate is not None:
+            for backend in args.backends:
+                one(durable_of(backend), spec)
+        for target in targets_of(args):
+            if rate is None:
+                durable = one(durable_of(target.backend), spec)
+            else:
+                durable = out[f"durable {target.backend}/{name}"][-1]
+            fig = one(target, spec)
+            fig.ratio = fig.rate / durable.rate
+            report_line(target.label, name, fig)
     return out
 
 
-def measure_bare(
-    dbs: Databases, *, messages: int, concurrency: int | None, rate: float | None
-) -> Figure:
-    server = bare_server(dbs.folder / "bare")
-    with running(server, ready="/readyz"):
-        return load(server, messages=messages, concurrency=concurrency, rate=rate)
-
-
 def report_line(target: str, name: str, fig: Figure) -> None:
-    ratio = "" if math.isnan(fig.ratio) else f"  ratio {fig.ratio:.2f}"
+    ratio = "" if math.isnan(fig.ratio) else f"  ratio to durable {fig.ratio:.2f}"
     print(
-        f"  {target:10} {name:5} {fig.rate:7.0f}/s  p50 {ms(fig.p50):>8}  "
+        f"  {target:22} {name:5} {fig.rate:7.0f}/s  p50 {ms(fig.p50):>8}  "
         f"p99 {ms(fig.p99):>8}  errors {fig.errors}  CPU ms/msg web {fig.web_cpu:.2f} "
         f"worker {fig.worker_cpu:.2f}{ratio}  (load {loadavg()})",
         flush=True,
@@ -255,51 +319,59 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
     def med(key: str, attr: str) -> float:
         return median([getattr(f, attr) for run in runs for f in run.get(key, [])])
 
-    def ratio(backend: str, name: str) -> float:
-        return med(f"{backend}/{name}", "ratio")
-
     def short(name: str) -> str:
         return f"concurrency {name[1:]}" if name.startswith("c") else "open loop"
 
+    targets = targets_of(args)
+    before = (
+        f" Rows `before …`: the `gridline` of `{args.before}`, an older commit's checkout "
+        "with its own venv, measured in the same run."
+        if args.before
+        else ""
+    )
     lines = [
-        "## Webhook ingest (issue #6)",
+        "## Webhook ingest",
         "",
         f"`{command('bench.bench_ingest')}` — {today()}, {machine()}.",
         f"Load average (1/5/15 min) at the start: {args.load_start}; at the end: {loadavg()}.",
-        f"Medians of {args.runs} runs. Each figure: a fresh database with the demo city and "
-        f"one registered household per message, `gridline serve` (uvicorn as in production, "
-        f"its worker a child process and on PostgreSQL its sender another, signatures "
-        f"checked, console provider) warmed up (50 webhooks, routed before the clock "
-        f"starts where a worker runs), "
+        f"Medians of {args.runs} runs. Each Gridline figure: a fresh database with the demo "
+        f"city and one registered household per message, `gridline serve` (uvicorn as in "
+        f"production, its worker a child process, signatures checked, console provider) "
+        f"warmed up (50 webhooks, routed before the clock starts where a worker runs), "
         f"{args.messages:,} signed webhooks with new MessageSids from the bench's own "
-        f"process (an asyncio load generator) on keep-alive connections"
+        f"process (an asyncio load generator) on keep-alive connections."
+        + before
         + (
-            "; rows `no-worker`: `gridline serve --no-worker`, the web process alone as on "
-            "a web host whose worker runs elsewhere"
+            " Rows `no-worker`: `gridline serve --no-worker`, the web process alone as on "
+            "a web host whose worker runs elsewhere."
             if args.no_worker
             else ""
         )
-        + "; the bare app is `bench/bare_app.py` under the same uvicorn "
-        "settings, measured (closed loop) just before each target: a ratio is a target's "
-        "messages/s over those of the bare app measured next to it, and the bare row "
-        "shows the median of all its measurements.",
+        + " Baselines: `durable <backend>` is `bench/durable_app.py` (the same signature "
+        "check, one INSERT and a durable commit per request, on an engine from "
+        "`app.db.make_engine`: Gridline's SQLite pragmas — WAL, synchronous=FULL — its "
+        "pool, PostgreSQL's synchronous_commit on; the same uvicorn settings) on an empty "
+        "database of that backend, measured closed loop just before each Gridline target: "
+        "a ratio is a target's messages/s over those of the durable app measured next to "
+        "it. `bare` is `bench/bare_app.py` (no signature check, no database), for scale.",
         "",
-        "Headline (robust to a noisy host): Gridline's messages/s as a fraction of the bare "
-        "app's measured next to it, same load — "
+        "Headline: Gridline's messages/s as a fraction of the durable endpoint's on the "
+        "same backend, measured next to it, same load — "
         + "; ".join(
-            f"{backend} {short(name)} {ratio(backend, name):.2f}"
-            for backend in targets_of(args)
+            f"{t.label} {short(name)} {med(f'{t.label}/{name}', 'ratio'):.2f}"
+            for t in targets
             for name in loads
         )
         + ".",
         "",
-        "| target | load | messages/s | p50 | p99 | non-200 | ratio to bare (msg/s) "
+        "| target | load | messages/s | p50 | p99 | non-200 | ratio to durable (msg/s) "
         "| CPU ms/msg: server | its worker |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for backend in [*targets_of(args), "bare"]:
+    rows = [*targets, *(durable_of(b) for b in args.backends), BARE]
+    for target in rows:
         for name in loads:
-            key = f"{backend}/{name}"
+            key = f"{target.label}/{name}"
             if not any(run.get(key) for run in runs):
                 continue
             label = (
@@ -307,27 +379,24 @@ def report(args: argparse.Namespace, runs: list[dict[str, list[Figure]]], loads:
                 if name.startswith("c")
                 else f"open loop {args.rate:.0f}/s × {args.rate_seconds:.0f} s"
             )
-            r = "—" if backend == "bare" else f"{ratio(backend, name):.2f}"
+            r = "—" if target.kind != "gridline" else f"{med(key, 'ratio'):.2f}"
             errors = sum(f.errors for run in runs for f in run.get(key, []))
+            worker = (
+                f"{med(key, 'worker_cpu'):.2f}"
+                if target.kind == "gridline" and target.worker
+                else "—"
+            )
             lines.append(
-                f"| {backend} | {label} | {med(key, 'rate'):,.0f} | {ms(med(key, 'p50'))} | "
-                f"{ms(med(key, 'p99'))} | {errors} | {r} | {med(key, 'web_cpu'):.2f} | "
-                + (
-                    "—"
-                    if backend.endswith(("bare", "no-worker"))
-                    else f"{med(key, 'worker_cpu'):.2f}"
-                )
-                + " |"
+                f"| {target.label} | {label} | {med(key, 'rate'):,.0f} | {ms(med(key, 'p50'))} | "
+                f"{ms(med(key, 'p99'))} | {errors} | {r} | {med(key, 'web_cpu'):.2f} | {worker} |"
             )
     if args.rate:
         lines += [
             "",
             f"Target: p99 < 100 ms at {args.rate:.0f} messages/s open loop (latency from each "
-            "request's scheduled start). The ratio column is Gridline's throughput as a "
-            "fraction of the bare app's measured next to it (open loop: once a run). "
-            "CPU ms/msg: CPU time (user + system, /proc) of the server process per answered "
-            "webhook, and of its child processes (the worker, and on PostgreSQL its sender), "
-            "over the measured load.",
+            "request's scheduled start), no non-200; closed loop at least 0.8× the durable "
+            "endpoint. CPU ms/msg: CPU time (user + system, /proc) of the server process per "
+            "answered webhook, and of its child processes (the worker), over the measured load.",
         ]
     return "\n".join(lines)
 
@@ -344,6 +413,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop rate; 0: skip")
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--no-worker", action="store_true", help="also measure `serve --no-worker`")
+    parser.add_argument(
+        "--before", type=Path, help="also measure the `gridline` of this checkout (its .venv)"
+    )
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = parser.parse_args()
     args.load_start = loadavg()

@@ -155,13 +155,14 @@ class Server:
     log: Path
     argv: list[str]
     env: dict[str, str]
+    cwd: Path = ROOT
     proc: subprocess.Popen[bytes] | None = None
     starts: int = field(default=0)
 
     def start(self, *, timeout: float = 60.0, ready: str = "/readyz") -> None:
         handle = self.log.open("ab")
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT
+            self.argv, env=self.env, cwd=self.cwd, stdout=handle, stderr=subprocess.STDOUT
         )
         handle.close()
         self.starts += 1
@@ -226,6 +227,14 @@ def gridline_env(
     return env
 
 
+def gridline_command(tree: Path | None = None) -> list[str]:
+    """The argv that runs `gridline`: this tree's, or that of another checkout
+    `tree` (with its own `.venv`, e.g. an older commit measured side by side)."""
+    if tree is None:
+        return [sys.executable, "-m", "app.cli.main"]
+    return [str(tree / ".venv" / "bin" / "gridline")]
+
+
 def gridline_server(
     database_url: str,
     workdir: Path,
@@ -233,20 +242,19 @@ def gridline_server(
     twilio_base: str | None = None,
     port: int | None = None,
     worker: bool = True,
+    tree: Path | None = None,
     **extra: str,
 ) -> Server:
-    """`gridline serve` (uvicorn as in production, its worker a child process, on
-    PostgreSQL its sender another; `worker=False`: `serve --no-worker`, as on a web
-    host with separate worker hosts)."""
+    """`gridline serve` (uvicorn as in production, its worker a child process;
+    `worker=False`: `serve --no-worker`, as on a web host with separate worker
+    hosts); `tree`: the `gridline` of another checkout (see `gridline_command`)."""
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     env = gridline_env(
         database_url, base_url=base, workdir=workdir, twilio_base=twilio_base, **extra
     )
     argv = [
-        sys.executable,
-        "-m",
-        "app.cli.main",
+        *gridline_command(tree),
         "serve",
         "--host",
         "127.0.0.1",
@@ -256,7 +264,9 @@ def gridline_server(
     if not worker:
         argv.append("--no-worker")
     workdir.mkdir(parents=True, exist_ok=True)
-    return Server(base_url=base, port=port, log=workdir / "serve.log", argv=argv, env=env)
+    return Server(
+        base_url=base, port=port, log=workdir / "serve.log", argv=argv, env=env, cwd=tree or ROOT
+    )
 
 
 def bare_server(workdir: Path) -> Server:
@@ -271,6 +281,29 @@ def bare_server(workdir: Path) -> Server:
         log=workdir / "bare.log",
         argv=argv,
         env=env,
+    )
+
+
+def durable_server(database_url: str, workdir: Path) -> Server:
+    """bench/durable_app.py on `database_url` under `gridline serve`'s settings."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.durable_app",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--public-url",
+        base,
+        "--auth-token",
+        AUTH_TOKEN,
+    ]
+    workdir.mkdir(parents=True, exist_ok=True)
+    return Server(
+        base_url=base, port=port, log=workdir / "durable.log", argv=argv, env=dict(os.environ)
     )
 
 

@@ -63,10 +63,12 @@ def serve(
 def worker() -> None:
     """Run the background worker alone (outbox sender, deadline scheduler)."""
     from app.runtime import settle_heap
+    from app.sqlite_writer import set_background
     from app.worker.loop import WorkerThread
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    set_background()  # on SQLite, webhooks and the API write first
     rt = build_runtime(settings)
     gateway = build_gateway(settings)
     settle_heap()

@@ -47,6 +47,7 @@ def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
     from app.delivery.gateways import build_gateway
     from app.logging_setup import configure_logging
     from app.runtime import Runtime, settle_heap
+    from app.sqlite_writer import set_background
     from app.worker.loop import WorkerThread
 
     _die_with_parent()
@@ -59,6 +60,7 @@ def _child(settings: Settings, wake: Any, stop: Any, parent: int) -> None:
         with contextlib.suppress(OSError):
             os.nice(settings.worker_nice)
     configure_logging(settings.log_level)
+    set_background()  # on SQLite, the webhook writes first (app/sqlite_writer.py)
     rt = Runtime.build(settings)
     gateway = build_gateway(settings)
     settle_heap()
