@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     api_sms_daily_quota: int = Field(default=500, ge=0)
     # Reliability (issue #6). bench/ and tests/load use these: keep the names stable.
-    # Outbox priority bands are in app/delivery/outbox.py (PRIORITY_URGENT > _NORMAL > _BULK).
+    # Outbox priority bands are in routing/delivery.py (PRIORITY_URGENT > _NORMAL > _BULK).
     # GRIDLINE_SENDER_RATE_PER_S: SMS per second from one sending number (the
     # hotline), shared by every worker through a token bucket in the database;
     # up to one second's worth may leave back to back. 0 = unlimited.

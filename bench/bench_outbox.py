@@ -31,7 +31,6 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from app.db import make_engine
-from app.delivery.outbox import PRIORITY_BULK
 from app.importer.demo_city import GRIDS, member_phone
 from app.models.messages import OutboundMessage
 from bench.bench_e2e import TimedFakeTwilio
@@ -39,6 +38,7 @@ from bench.bench_ingest import Databases
 from bench.loadgen import run_closed, webhook
 from bench.report import command, loadavg, machine, median, ms, today, write_section
 from bench.servers import gridline_server, postgres, resident_phone, running, wait_for
+from routing.delivery import PRIORITY_BULK
 
 
 def fill_backlog(url: str, count: int) -> None:

@@ -48,3 +48,47 @@ def escalation_target(level: str, to_level: str | None = None) -> str | None:
     if target is None or not is_above(target, level):
         return None
     return target
+
+
+# The deadline step table: what a due step does to a case in a status at a
+# level (app/deadlines/steps.py and ladder.py carry it out). A step that finds
+# its case elsewhere is skipped: somebody has acted on it since.
+_STEPS: tuple[tuple[str, frozenset[str], frozenset[str], str], ...] = (
+    # kind, statuses, levels, action
+    ("claim_overdue", frozenset({"open"}), frozenset({"grid"}), "notify_team_and_town"),
+    ("escalate", frozenset({"open"}), frozenset({"grid", "town"}), "escalate_to_county"),
+    (
+        "resolve_overdue",
+        frozenset({"open", "claimed"}),
+        frozenset({"grid", "town"}),
+        "escalate_to_county",
+    ),
+    (
+        "resolve_overdue",
+        frozenset({"open", "claimed"}),
+        frozenset({"county", "city"}),
+        "mark_overdue",
+    ),
+    ("rating_close", frozenset({"resolved"}), frozenset(LEVELS), "close"),
+    ("resend", frozenset({"open"}), frozenset({"county", "city"}), "resend"),
+    ("forward_rest", frozenset({"open"}), frozenset({"grid"}), "forward_rest"),
+    ("resolve_reminder", frozenset({"claimed"}), frozenset(LEVELS), "remind"),
+    ("undelivered", frozenset({"open"}), frozenset(LEVELS), "next_rung"),
+)
+STEP_KINDS = frozenset(kind for kind, *_ in _STEPS)
+
+
+def step_action(kind: str, status: str, level: str) -> str | None:
+    """What a due step of `kind` does to a case in `status` at `level`; None: skip it."""
+    for step, statuses, levels, action in _STEPS:
+        if step == kind and status in statuses and level in levels:
+            return action
+    if kind not in STEP_KINDS:
+        raise ValueError(f"not a deadline step: {kind}")
+    return None
+
+
+def escalates_when_not_satisfied(*, times_reopened: int, level: str) -> bool:
+    """A resident's `2` reopens the case; the second time it also escalates it
+    (unless it is at the top already)."""
+    return times_reopened > 0 and next_level(level) is not None

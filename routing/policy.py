@@ -366,19 +366,41 @@ def deadlines_for(
     opened_at: datetime,
     tz: tzinfo = UTC,
     is_workday: IsWorkday = china_is_workday,
+    reopened: bool = False,
 ) -> Deadlines:
-    """Deadlines run from the moment the case opens; working days count on the
-    calendar in the service's zone `tz`."""
+    """Deadlines run from the moment the case opens (or is reopened); working
+    days count on the calendar in the service's zone `tz`. A case the resident
+    reopened must be claimed within `reopen_claim`, and the escalation moves
+    up by as much (the town keeps the same window after the claim deadline)."""
     resolve = policy.resolve_within
     if isinstance(resolve, WorkDays):
         resolve_due = add_workdays(opened_at, resolve, tz=tz, is_workday=is_workday)
     else:
         resolve_due = opened_at + resolve
+    shift = policy.reopen_claim - policy.claim_within if reopened else timedelta(0)
     return Deadlines(
-        claim_due_at=opened_at + policy.claim_within,
-        escalate_due_at=opened_at + policy.escalate_after,
+        claim_due_at=opened_at + policy.claim_within + shift,
+        escalate_due_at=opened_at + policy.escalate_after + shift,
         resolve_due_at=resolve_due,
     )
+
+
+def reminder_at(policy: Policy, *, resolve_due_at: datetime, now: datetime) -> datetime | None:
+    """When the claimant is reminded of the resolution deadline: `remind_before`
+    it, if that is still ahead; None: no reminder."""
+    if policy.remind_before is None:
+        return None
+    at = resolve_due_at - policy.remind_before
+    return at if at > now else None
+
+
+def after_escalation(policy: Policy, *, to_level: str, now: datetime) -> tuple[str, datetime]:
+    """The step an escalation to `to_level` schedules: at the town, the rest of
+    the claim window before the county is told (`escalate`); higher up, the
+    top of the ladder is never silent: re-sent until claimed (`resend`)."""
+    if to_level == "town":
+        return "escalate", now + (policy.escalate_after - policy.claim_within)
+    return "resend", now + policy.resend_every
 
 
 _SNAPSHOT_KEYS = (

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.delivery.outbox import PRIORITY_NORMAL, Backoff, deliver_due, enqueue
+from app.delivery.outbox import deliver_due, enqueue
 from app.models.messages import OutboundMessage
 from app.runtime import Runtime
+from routing.delivery import PRIORITY_NORMAL, Backoff
 
 HOTLINE = "+8657000000000"
 BACKOFF = Backoff(base_seconds=10, cap_seconds=300, max_attempts=4)

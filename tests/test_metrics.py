@@ -6,10 +6,11 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.db import unit_of_work
-from app.delivery.outbox import PRIORITY_BULK, deliver_due, enqueue
+from app.delivery.outbox import deliver_due, enqueue
 from app.models.cases import Case
 from app.runtime import Runtime
 from app.worker.loop import backoff_from, run_once
+from routing.delivery import PRIORITY_BULK
 from tests.conftest import Clock
 from tests.factories import RESIDENT, WORKER_A, make_city
 from tests.helpers import RecordingGateway, signed_post, webhook_params

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from app.sqlite_writer import WriterConnection, _lock_of
+from app.sqlite_writer import WriterConnection, _lock_of, set_background
 from bench.servers import wait_for
 
 # A writer in another process, driven line by line on stdin: `begin`,
@@ -78,6 +78,14 @@ class Writer:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def foreground() -> Iterator[None]:
+    """This test process writes in the foreground, whatever ran in it before."""
+    set_background(False)
+    yield
+    set_background(False)
 
 
 @pytest.fixture

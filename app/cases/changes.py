@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +26,13 @@ from app.models.cases import Case, CaseEvent, CaseParticipant
 from app.models.deadlines import ScheduledStep
 from app.models.directory import Region
 from routing import lifecycle
-from routing.policy import Policy, deadlines_for, policy_from_snapshot
+from routing.policy import (
+    Policy,
+    after_escalation,
+    deadlines_for,
+    policy_from_snapshot,
+    reminder_at,
+)
 from sms.phones import mask_phone
 from sms.templates import word
 
@@ -158,14 +163,7 @@ def start_clock(ctx: Ctx, case: Case, *, reopened: bool = False) -> None:
     """(Re)start the claim and resolution deadlines from now; a reopened case
     must be claimed sooner (`reopen_claim_within`)."""
     policy = policy_of(ctx, case)
-    due = deadlines_for(policy, opened_at=ctx.now, tz=ctx.rt.settings.tz)
-    if reopened:
-        shorter = policy.reopen_claim - policy.claim_within
-        due = replace(
-            due,
-            claim_due_at=due.claim_due_at + shorter,
-            escalate_due_at=due.escalate_due_at + shorter,
-        )
+    due = deadlines_for(policy, opened_at=ctx.now, tz=ctx.rt.settings.tz, reopened=reopened)
     case.claim_due_at = due.claim_due_at
     case.escalate_due_at = due.escalate_due_at
     case.resolve_due_at = due.resolve_due_at
@@ -173,8 +171,9 @@ def start_clock(ctx: Ctx, case: Case, *, reopened: bool = False) -> None:
     schedule(ctx, case, "claim_overdue", due.claim_due_at)
     schedule(ctx, case, "escalate", due.escalate_due_at)
     schedule(ctx, case, "resolve_overdue", due.resolve_due_at)
-    if policy.remind_before is not None and due.resolve_due_at - policy.remind_before > ctx.now:
-        schedule(ctx, case, "resolve_reminder", due.resolve_due_at - policy.remind_before)
+    remind_at = reminder_at(policy, resolve_due_at=due.resolve_due_at, now=ctx.now)
+    if remind_at is not None:
+        schedule(ctx, case, "resolve_reminder", remind_at)
 
 
 # ---------------------------------------------------------------- transitions
@@ -353,13 +352,8 @@ def escalate(
             reason=reason,
             text=case.summary,
         )
-    policy = policy_of(ctx, case)
-    if target == "town":
-        # The town gets the rest of the claim window before the county is told.
-        schedule(ctx, case, "escalate", ctx.now + (policy.escalate_after - policy.claim_within))
-    else:
-        # The top of the ladder is never silent: re-sent until claimed (app/deadlines/ladder.py).
-        schedule(ctx, case, "resend", ctx.now + policy.resend_every)
+    # The town gets the rest of the claim window; the top of the ladder is re-sent.
+    schedule(ctx, case, *after_escalation(policy_of(ctx, case), to_level=target, now=ctx.now))
     if actor.phone:
         send(ctx, case, actor.phone, "escalated_ok", code=case.code, level=level_word)
 

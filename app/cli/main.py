@@ -62,13 +62,21 @@ def serve(
 @cli.command()
 def worker() -> None:
     """Run the background worker alone (outbox sender, deadline scheduler)."""
-    from app.runtime import settle_heap
     from app.sqlite_writer import set_background
-    from app.worker.loop import WorkerThread
 
     settings = load_settings()
     configure_logging(settings.log_level)
     set_background()  # on SQLite, webhooks and the API write first
+    try:
+        _run_worker(settings)
+    finally:
+        set_background(False)
+
+
+def _run_worker(settings: Settings) -> None:
+    from app.runtime import settle_heap
+    from app.worker.loop import WorkerThread
+
     rt = build_runtime(settings)
     gateway = build_gateway(settings)
     settle_heap()

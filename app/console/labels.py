@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.cases import changes as case_service
+from app.cases.names import display_name
 from app.console.render import translator
 from app.models.cases import Case
 from app.models.directory import Region
@@ -101,7 +101,7 @@ def assignee(session: Session, case: Case, lang: str) -> str:
     if not case.claimed_by:
         return "—"
     parts = case.claimed_by.split(":")
-    name = case_service.display_name(session, case.claimed_by, lang)
+    name = display_name(session, case.claimed_by, lang)
     if len(parts) == 3 and parts[0] == "api" and parts[2].startswith("@"):
         return f"{name} · {parts[2][1:]}"
     return name

@@ -16,6 +16,7 @@ from app.api.limits import charge_sms
 from app.cases import changes as case_service
 from app.cases import lookups as case_lookups
 from app.cases import office_actions as case_actions
+from app.cases.names import display_name
 from app.console.audit import write_audit
 from app.console.auth import CsrfDep, FormDep, StaffContext, StaffDep
 from app.console.labels import area, assignee, countdown, event_labels, level_labels, status_labels
@@ -44,7 +45,7 @@ def actor_label(session: Session, actor: str, lang: str) -> str:
         user = actor.split(":")[-1]
         return f"{name} · {user[1:]}" if user.startswith("@") else name
     if actor.startswith("+"):
-        return case_service.display_name(session, actor, lang)
+        return display_name(session, actor, lang)
     return mask_phones_in_text(actor)
 
 

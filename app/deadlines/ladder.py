@@ -36,26 +36,22 @@ from sms.templates import word
 
 log = logging.getLogger("gridline.ladder")
 
-KINDS = frozenset({"resend", "undelivered", "resolve_reminder", "forward_rest"})
-TOP_LEVELS = ("county", "city")
 
-
-def fire(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
-    """Carry out a ladder step (see KINDS); returns `fired` or `skipped`."""
-    if step.kind == "resend":
+def fire(ctx: Ctx, case: Case, step: ScheduledStep, action: str) -> str:
+    """Carry out a ladder step's `action` (`routing.lifecycle.step_action`, which
+    has checked the case's status and level); returns `fired` or `skipped`."""
+    if action == "resend":
         return _resend(ctx, case)
-    if step.kind == "undelivered":
+    if action == "next_rung":
         return _undelivered(ctx, case, step)
-    if step.kind == "resolve_reminder":
+    if action == "remind":
         return _remind(ctx, case)
-    if step.kind == "forward_rest":
+    if action == "forward_rest":
         return _forward_rest(ctx, case, step)
-    raise ValueError(f"not a ladder step: {step.kind}")
+    raise ValueError(f"not a ladder action: {action}")
 
 
 def _resend(ctx: Ctx, case: Case) -> str:
-    if case.status != "open" or case.level not in TOP_LEVELS:
-        return "skipped"
     phones = case_lookups.participant_phones(ctx.session, case, level=case.level)
     level_word = word(f"level.{case.level}", ctx.locale)
     for phone in phones:
@@ -75,8 +71,6 @@ def _resend(ctx: Ctx, case: Case) -> str:
 
 def _forward_rest(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
     """The category's roles were texted first; unclaimed, the rest on duty now are."""
-    if case.status != "open" or case.level != "grid":
-        return "skipped"
     already = set(case_lookups.participant_phones(ctx.session, case))
     rest = [p for p in (step.params or {}).get("phones", []) if p not in already]
     cases.add_participants(ctx, case, rest, reason="forwarded")
@@ -98,7 +92,7 @@ def _forward_rest(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
 def _remind(ctx: Ctx, case: Case) -> str:
     """Before the resolution deadline: the claimant is reminded of it."""
     owner = case.claimed_by
-    if case.status != "claimed" or not owner or owner.startswith("api:"):
+    if not owner or owner.startswith("api:"):
         return "skipped"
     assert case.resolve_due_at is not None
     local = case.resolve_due_at.astimezone(ctx.rt.settings.tz)
@@ -141,8 +135,8 @@ def _next_rung(ctx: Ctx, case: Case) -> list[str]:
 def _undelivered(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
     outbound_id = (step.params or {}).get("outbound_id")
     row = ctx.session.get(OutboundMessage, outbound_id) if outbound_id is not None else None
-    if row is None or case.status != "open":
-        return "skipped"  # somebody has the case already
+    if row is None:
+        return "skipped"
     if _level_of(ctx, case, row.to_phone) != case.level:
         return "skipped"  # the case has moved on from the level the notice was for
     failed = mask_phone(row.to_phone)
@@ -188,7 +182,9 @@ def times_reopened(ctx: Ctx, case: Case) -> int:
 def not_satisfied(ctx: Ctx, case: Case, actor: Actor, *, comment: str) -> None:
     """The resident answered `2`: reopen at the case's level with a shorter claim
     deadline; when it was reopened by the resident before, escalate it too."""
-    again = times_reopened(ctx, case) > 0
+    again = lifecycle.escalates_when_not_satisfied(
+        times_reopened=times_reopened(ctx, case), level=case.level
+    )
     cases.reopen(ctx, case, actor, reason="resident not satisfied", comment=comment)
-    if again and lifecycle.next_level(case.level) is not None:
+    if again:
         cases.escalate(ctx, case, Actor.system(), reason="resident not satisfied a second time")

@@ -12,35 +12,36 @@ from app.delivery.send import send
 from app.directory import rosters
 from app.models.cases import Case
 from app.models.deadlines import ScheduledStep
+from routing import lifecycle
 from sms.phones import mask_phone
 
 log = logging.getLogger("gridline.deadlines")
 
 
 def fire(ctx: Ctx, step: ScheduledStep) -> str:
-    """Carry out one due step; returns its outcome (fired or skipped)."""
+    """Carry out one due step as `routing.lifecycle.step_action` says; returns its
+    outcome (fired or skipped)."""
     case = case_lookups.lock(ctx.session, ctx.session.get(Case, step.case_id))
     assert case is not None
-    outcome = "skipped"
-    if step.kind == "claim_overdue" and case.status == "open" and case.level == "grid":
+    if step.kind not in lifecycle.STEP_KINDS:
+        log.warning("step %s of an unknown kind %r skipped", step.id, step.kind)
+        action = None
+    else:
+        action = lifecycle.step_action(step.kind, case.status, case.level)
+    outcome = "fired"
+    if action is None:
+        outcome = "skipped"
+    elif action == "notify_team_and_town":
         _claim_overdue(ctx, case)
-        outcome = "fired"
-    elif step.kind == "escalate" and case.status == "open" and case.level in ("grid", "town"):
-        cases.escalate(ctx, case, Actor.system(), reason="not claimed in time", to_level="county")
-        outcome = "fired"
-    elif step.kind == "resolve_overdue" and case.status in ("open", "claimed"):
-        if case.level in ("grid", "town"):
-            cases.escalate(
-                ctx, case, Actor.system(), reason="not resolved in time", to_level="county"
-            )
-        else:
-            cases.record(ctx, case, "overdue", Actor.system(), reason="not resolved in time")
-        outcome = "fired"
-    elif step.kind == "rating_close" and case.status == "resolved":
+    elif action == "escalate_to_county":
+        why = "not claimed in time" if step.kind == "escalate" else "not resolved in time"
+        cases.escalate(ctx, case, Actor.system(), reason=why, to_level="county")
+    elif action == "mark_overdue":
+        cases.record(ctx, case, "overdue", Actor.system(), reason="not resolved in time")
+    elif action == "close":
         cases.close(ctx, case, Actor.system(), rating=None)
-        outcome = "fired"
-    elif step.kind in ladder.KINDS:
-        outcome = ladder.fire(ctx, case, step)
+    else:
+        outcome = ladder.fire(ctx, case, step, action)
     step.done_at = ctx.now
     step.outcome = outcome
     return outcome

@@ -38,12 +38,12 @@ from sqlalchemy.orm import Session
 
 from app.cases.payload import case_out
 from app.db import unit_of_work
-from app.delivery.outbox import Backoff
 from app.directory.offices import CITY_CODE
 from app.errors import DomainError
 from app.models.cases import Case, CaseEvent
 from app.models.offices import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.runtime import Runtime
+from routing.delivery import Backoff
 
 log = logging.getLogger("gridline.webhooks")
 

@@ -20,7 +20,6 @@ leased; an outcome that comes back after the lease was taken over is kept as a
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import database_unavailable, unit_of_work
 from app.delivery.status import apply_early_reports, clip_code, not_delivered
 from app.models.messages import DeliveryAttempt, OutboundMessage, SenderRate
+from routing.delivery import PRIORITY_NORMAL, Backoff, RateLimit
 from sms.gateway import (
     Gateway,
     OutgoingSms,
@@ -50,27 +50,6 @@ from sms.phones import mask_phone, mask_phones_in_text
 from sms.templates import render
 
 log = logging.getLogger("gridline.outbox")
-
-# Priority bands: the worker leases by (priority, due time), highest first, so
-# an urgent forward overtakes a broadcast backlog. Any int works; these are ours.
-PRIORITY_URGENT = 10  # forwards of urgent cases, escalation notices
-PRIORITY_NORMAL = 0  # ordinary case traffic and replies
-PRIORITY_BULK = -10  # broadcasts, digests, roster reports
-
-BULK_TEMPLATES = frozenset({"overdue_digest", "roster_gap"})
-# A deadline was missed: these go before ordinary traffic whatever the case's policy.
-ESCALATION_TEMPLATES = frozenset(
-    {"escalated_notice", "claim_overdue", "resent_top", "undelivered_next"}
-)
-
-
-def priority_for(template: str, *, case_priority: str | None) -> int:
-    """The outbox priority of an SMS: its template, and the policy of its case."""
-    if template in BULK_TEMPLATES:
-        return PRIORITY_BULK
-    if template in ESCALATION_TEMPLATES or case_priority not in (None, "normal"):
-        return PRIORITY_URGENT
-    return PRIORITY_NORMAL
 
 
 def enqueue(
@@ -107,33 +86,6 @@ def enqueue(
     return message
 
 
-@dataclass(frozen=True)
-class Backoff:
-    base_seconds: float = 5.0
-    cap_seconds: float = 3600.0
-    max_attempts: int = 8
-
-    def __post_init__(self) -> None:
-        if self.base_seconds < 0 or self.cap_seconds < self.base_seconds:
-            raise ValueError("backoff needs 0 <= base_seconds <= cap_seconds")
-        if self.max_attempts < 1:
-            raise ValueError("backoff needs max_attempts >= 1")
-
-    def delay(self, attempts: int, *, rng: random.Random | None = None) -> timedelta:
-        """Exponential backoff with "equal jitter": between half the step and the step.
-
-        The step doubles from `base_seconds` after each attempt, capped at
-        `cap_seconds`; the random half spreads retries of rows that failed
-        together (a gateway outage) so they do not return as one burst.
-        """
-        # The exponent is clamped: a row that keeps losing its lease can reach
-        # attempt counts where 2**n no longer fits a float.
-        exponent = min(max(0, attempts - 1), 60)
-        step = min(self.cap_seconds, self.base_seconds * 2.0**exponent)
-        jitter = (rng or random).uniform(0.5, 1.0)
-        return timedelta(seconds=step * jitter)
-
-
 # Column widths of OutboundMessage/DeliveryAttempt: a longer code would make
 # PostgreSQL refuse the write that records the outcome.
 _MESSAGE_WIDTH = 2000
@@ -148,24 +100,6 @@ class _Lease:
     id: int
     attempt: int  # the row's `attempts` after leasing: the fencing token
     sms: OutgoingSms
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """At most `per_second` SMS from `sender`, across all workers (0: unlimited)."""
-
-    sender: str
-    per_second: float
-
-    @property
-    def interval(self) -> timedelta:
-        # Whole microseconds, so that five steps of 1/5 s make exactly one second.
-        return timedelta(microseconds=max(1, round(1_000_000 / self.per_second)))
-
-    @property
-    def burst(self) -> int:
-        """How many may leave back to back: one second's worth, at least one."""
-        return max(1, math.ceil(self.per_second))
 
 
 @dataclass(frozen=True)
@@ -188,25 +122,6 @@ def _bucket(session: Session, limit: RateLimit, *, now: datetime) -> SenderRate:
     row = session.get(SenderRate, limit.sender, with_for_update=True, populate_existing=True)
     assert row is not None
     return row
-
-
-def _throttled_until(bucket: SenderRate, limit: RateLimit, *, now: datetime) -> datetime | None:
-    """None when one more SMS may leave at `now`; else when it may (GCRA)."""
-    slack = limit.interval * (limit.burst - 1)
-    if max(bucket.tat, now) - now <= slack:
-        return None
-    return bucket.tat - slack
-
-
-def _allowance(bucket: SenderRate, limit: RateLimit, *, now: datetime) -> int:
-    """How many SMS may leave back to back at `now` (GCRA): each one moves the
-    bucket's `tat` an interval on, and one may leave while `tat` is at most
-    `burst - 1` intervals ahead of `now`."""
-    slack = limit.interval * (limit.burst - 1)
-    ahead = max(bucket.tat, now) - now
-    if ahead > slack:
-        return 0
-    return (slack - ahead) // limit.interval + 1
 
 
 _Outcome = SendResult | SendError | None  # None: not sent, the lease is given back
@@ -275,9 +190,9 @@ def _lease_batch(
     if rate is not None and rate.per_second > 0:
         # Locked first: workers take turns here, so the rate holds across them.
         bucket = _bucket(session, rate, now=now)
-        allowed = _allowance(bucket, rate, now=now)
+        allowed = rate.allowance(bucket.tat, now)
         if allowed == 0:
-            until = _throttled_until(bucket, rate, now=now)
+            until = rate.throttled_until(bucket.tat, now)
             return _Throttled(until or now)
         size = min(size, allowed)
     batch = _Batch()
@@ -321,7 +236,7 @@ def _lease_batch(
         )
         batch.leases.append(_Lease(id=row.id, attempt=row.attempts, sms=sms))
     if bucket is not None and rate is not None and batch.leases:
-        bucket.tat = max(bucket.tat, now) + rate.interval * len(batch.leases)
+        bucket.tat = rate.after(bucket.tat, now, len(batch.leases))
         bucket.updated_at = now
     return batch
 
@@ -724,16 +639,3 @@ def pending_count(session: Session) -> int:
         )
         or 0
     )
-
-
-__all__ = [
-    "PRIORITY_BULK",
-    "PRIORITY_NORMAL",
-    "PRIORITY_URGENT",
-    "Backoff",
-    "RateLimit",
-    "deliver_due",
-    "enqueue",
-    "pending_count",
-    "priority_for",
-]

@@ -14,44 +14,28 @@ from sqlalchemy import select
 
 from app.models.cases import Case
 from app.models.directory import Member
+from routing.delivery import may_hold, quiet_release
 
 if TYPE_CHECKING:
     from app.context import Ctx
 
-# Notices the platform sends on its own about a case or an area; replies to a
-# member's own command are not among them.
-NOTICES = frozenset(
-    {
-        "forward",
-        "forward_append",
-        "claim_overdue",
-        "escalated_notice",
-        "reopened_team",
-        "resent_top",
-        "undelivered_next",
-        "claimed_notice",
-        "resolve_reminder",
-        "overdue_digest",
-        "roster_gap",
-    }
-)
-
 
 def hold_until(ctx: Ctx, case: Case | None, to: str, template: str) -> datetime | None:
-    """When the SMS may go, if quiet hours hold it back; None: at once."""
+    """When the SMS may go, if quiet hours hold it back; None: at once
+    (the rule: `routing.delivery.quiet_release`)."""
     quiet = ctx.rt.policies.quiet
-    if quiet is None or template not in NOTICES:
-        return None
-    if case is not None and case.priority != "normal":
-        return None
+    case_priority = case.priority if case is not None else None
+    if not may_hold(quiet, template=template, case_priority=case_priority):
+        return None  # no lookup of the member's roles
     tz = ctx.rt.settings.tz
-    release = quiet.holds(ctx.now.astimezone(tz).replace(tzinfo=None))
-    if release is None:
-        return None
     roles = ctx.session.scalars(
         select(Member.role).where(Member.phone == to, Member.active.is_(True))
     ).all()
-    # Only people who are nothing but volunteers (a cadre who also volunteers is on duty).
-    if not roles or not all(role in quiet.roles for role in roles):
-        return None
-    return release.replace(tzinfo=tz).astimezone(UTC)
+    release = quiet_release(
+        quiet,
+        template=template,
+        case_priority=case_priority,
+        roles=roles,
+        local_now=ctx.now.astimezone(tz).replace(tzinfo=None),
+    )
+    return None if release is None else release.replace(tzinfo=tz).astimezone(UTC)

@@ -9,8 +9,9 @@ from typing import Any
 
 from app.context import Ctx
 from app.delivery import quiet, suppression
-from app.delivery.outbox import enqueue, priority_for
+from app.delivery.outbox import enqueue
 from app.models.cases import Case
+from routing.delivery import priority_for
 
 
 def send(ctx: Ctx, case: Case | None, to: str, template: str, **params: Any) -> None:

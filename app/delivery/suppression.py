@@ -22,41 +22,10 @@ from sqlalchemy import func, select
 
 from app.context import Ctx
 from app.models.messages import InboundMessage, OutboundMessage
+from routing.delivery import AUTO_REPLIES, ECHOES, guarded, suppression
 from sms.phones import mask_phone
 
 log = logging.getLogger("gridline.guards")
-
-# Texts the platform sends on its own in answer to a message from that number.
-AUTO_REPLIES = frozenset(
-    {
-        "ack",
-        "ack_append",
-        "ask_address",
-        "ask_address_again",
-        "ask_choice",
-        "ask_part",
-        "help_resident",
-        "help_worker",
-        "opted_out",
-        "opted_in",
-        "rated_thanks",
-        "unknown_code",
-        "not_on_case",
-        "not_allowed",
-        "no_open_case",
-        "several_cases",
-        "need_text",
-        "unknown_grid",
-        "already_claimed",
-        "already_yours",
-        "list",
-        "duty",
-        "duty_gap",
-        "slow_down",
-    }
-)
-# Texts that carry the sender's own words on to somebody else.
-ECHOES = frozenset({"forward_append", "relay_resident"})
 
 CAP_WINDOW = timedelta(hours=1)
 
@@ -100,23 +69,27 @@ def _auto_replies_sent(ctx: Ctx, to: str) -> int:
 
 def suppress(ctx: Ctx, to: str, template: str) -> bool:
     """True when this SMS must not be sent: an automatic reply or echo that would
-    feed a loop. Only SMS caused by an inbound message are ever held back."""
+    feed a loop (the rule: `routing.delivery.suppression`). Only SMS caused by
+    an inbound message are ever held back."""
     message = _message(ctx)
     if message is None:
         return False
-    if template in ECHOES:
-        if to != message.from_phone and is_repeat(ctx, message):
-            log.info("not echoing a repeated text from %s", mask_phone(message.from_phone))
-            return True
+    to_sender = to == message.from_phone
+    if not guarded(template, to_sender=to_sender):
         return False
-    if template not in AUTO_REPLIES or to != message.from_phone:
-        return False
-    # "Slow down" answers a flood, which may well be one text repeated.
-    if template != "slow_down" and is_repeat(ctx, message):
-        log.info("no %s to %s: the same text again", template, mask_phone(to))
-        return True
     cap = ctx.rt.settings.auto_reply_cap_per_hour
-    if cap and _auto_replies_sent(ctx, to) >= cap:
+    repeat = is_repeat(ctx, message)
+    reason = suppression(
+        template,
+        to_sender=to_sender,
+        repeat=repeat,
+        replies_this_hour=_auto_replies_sent(ctx, to) if cap and template in AUTO_REPLIES else None,
+        cap_per_hour=cap,
+    )
+    if reason == "repeat" and template in ECHOES:
+        log.info("not echoing a repeated text from %s", mask_phone(message.from_phone))
+    elif reason == "repeat":
+        log.info("no %s to %s: the same text again", template, mask_phone(to))
+    elif reason == "cap":
         log.warning("no %s to %s: %d automatic replies this hour", template, mask_phone(to), cap)
-        return True
-    return False
+    return reason is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,7 +247,7 @@ def _teams(city: City, rng: random.Random) -> None:
             city.members.append((member_phone(n), f"{name}值班", "office", code))
 
 
-def _write(path: Path, header: Sequence[str], rows: Iterator[Sequence[str]] | list) -> int:
+def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> int:
     count = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

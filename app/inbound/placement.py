@@ -1,14 +1,14 @@
 """Placing a sender in a grid: loads the gazetteer, grid shapes and the resident, asks `routing`.
 
-Precedence (DESIGN.md, issue 3): a confident address in the text (the request
-is about that place) > a shared location (Latitude/Longitude) > the registered
-home. An address that is ambiguous or weak is never forwarded on a guess: the
-resident is asked, with numbered candidates or for the missing part.
+Precedence (`routing.placement`, DESIGN.md): a confident address in the text
+(the request is about that place) > a shared location (Latitude/Longitude) >
+the registered home. An address that is ambiguous or weak is never forwarded
+on a guess: the resident is asked, with numbered candidates or for the
+missing part.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +22,8 @@ from app.runtime import Runtime
 from routing.address import Entry, normalize_address
 from routing.gazetteer import Decision, Gazetteer, home_answers
 from routing.geo import GridLocator, parse_location
+from routing.placement import answer_readings, choice_number, winner
 from sms.templates import word
-
-_CHOICE = re.compile(r"^\s*(?:回复|选|第)?\s*([1-9])\s*(?:号|个)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def gazetteer(session: Session, rt: Runtime) -> Gazetteer:
     """The gazetteer, rebuilt only when the addresses or regions changed."""
     key = _index_key(session)
     cached = rt.caches.get("gazetteer")
-    if isinstance(cached, tuple) and cached[0] == key:
+    if isinstance(cached, tuple) and cached[0] == key and isinstance(cached[1], Gazetteer):
         return cached[1]
     regions = {r.id: r for r in session.scalars(select(Region))}
     areas: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
@@ -120,7 +119,7 @@ def locator(session: Session, rt: Runtime) -> GridLocator:
         )
     )
     cached = rt.caches.get("grid_locator")
-    if isinstance(cached, tuple) and cached[0] == key:
+    if isinstance(cached, tuple) and cached[0] == key and isinstance(cached[1], GridLocator):
         return cached[1]
     rows = session.execute(
         select(Region.code, GridShape.geometry).join(Region, Region.id == GridShape.grid_id)
@@ -158,55 +157,71 @@ def place(
     text: str,
     location: tuple[float, float] | None = None,
 ) -> Placement:
-    """Decide the grid for a text from `phone` (and the location it shared)."""
+    """Decide the grid for a text from `phone` (and the location it shared), by
+    `routing.placement`'s precedence; the evidence of every source looked at."""
     resident, home_area = _home(session, phone)
     decision = gazetteer(session, rt).decide(text, home_area=home_area)
-    address = decision.evidence()
+    address_grid = None
     if decision.routed:
-        grid = directory.region_by_code(session, decision.grid or "")
-        if grid is not None:
-            why = "a confident address in the text: the request is about that place"
-            return Placement(grid, "address", {**address, "won": "address", "why": why})
-    others: dict[str, Any] = {}
-    if decision.action != "none":
-        others["address"] = address
-    if location is not None:
-        code = locator(session, rt).locate(*location)
-        if code is not None:
-            grid = directory.region_by_code(session, code)
-            if grid is not None:
-                return Placement(
-                    grid,
-                    "location",
-                    {
-                        "reason": f"location {location[0]:.5f},{location[1]:.5f} → {code}",
-                        "won": "location",
-                        "why": "no confident address in the text; the shared location is "
-                        "inside this grid",
-                        "location": list(location),
-                        **({"overruled": others} if others else {}),
-                    },
-                )
-        others["location"] = {"at": list(location), "grid": None, "reason": "outside every grid"}
+        address_grid = directory.region_by_code(session, decision.grid or "")
+    location_code = None if location is None else locator(session, rt).locate(*location)
+    location_grid = None
+    if location_code is not None:
+        location_grid = directory.region_by_code(session, location_code)
     home_grid = resident.grid if resident is not None else None
-    if home_grid is not None and home_answers(decision, home_grid.code):
-        why = "no confident address or location; the sender's registered home"
-        if decision.action == "ask" and decision.how != "fuzzy":
-            why = "the place named is ambiguous and the sender's home grid is one of its candidates"
-        assert resident is not None
+    if home_grid is not None and not home_answers(decision, home_grid.code):
+        home_grid = None
+    grids = {
+        "address": address_grid,
+        "location": location_grid,
+        "registered": home_grid,
+    }
+    won = winner(**{method: g.code if g else None for method, g in grids.items()})
+
+    address = decision.evidence()
+    others: dict[str, Any] = {}
+    if decision.action != "none" and address_grid is None:
+        others["address"] = address
+    if location is not None and location_grid is None:
+        others["location"] = {"at": list(location), "grid": None, "reason": "outside every grid"}
+    overruled = {"overruled": others} if others else {}
+    if won is None:
+        return _ask(decision, others)
+    method = won[0]
+    grid = grids[method]
+    assert grid is not None
+    if method == "address":
+        why = "a confident address in the text: the request is about that place"
+        return Placement(grid, "address", {**address, "won": "address", "why": why})
+    if method == "location":
+        assert location is not None
         return Placement(
-            home_grid,
-            "registered",
+            grid,
+            "location",
             {
-                "reason": f"registered phone → {home_grid.code}",
-                "won": "registered",
-                "why": why,
-                "resident_id": resident.id,
-                "source": resident.address_source,
-                **({"overruled": others} if others else {}),
+                "reason": f"location {location[0]:.5f},{location[1]:.5f} → {grid.code}",
+                "won": "location",
+                "why": "no confident address in the text; the shared location is inside this grid",
+                "location": list(location),
+                **overruled,
             },
         )
-    return _ask(decision, others)
+    why = "no confident address or location; the sender's registered home"
+    if decision.action == "ask" and decision.how != "fuzzy":
+        why = "the place named is ambiguous and the sender's home grid is one of its candidates"
+    assert resident is not None
+    return Placement(
+        grid,
+        "registered",
+        {
+            "reason": f"registered phone → {grid.code}",
+            "won": "registered",
+            "why": why,
+            "resident_id": resident.id,
+            "source": resident.address_source,
+            **overruled,
+        },
+    )
 
 
 def _ask(decision: Decision, others: dict[str, Any]) -> Placement:
@@ -224,11 +239,8 @@ def choose_offered(
 ) -> Placement | None:
     """A digit answer (`1`, `回复2`) to the candidates offered earlier, if it is one."""
     offered = list((evidence or {}).get("offered") or [])
-    found = _CHOICE.match(normalize_address(answer) or answer.strip())
-    if not offered or found is None:
-        return None
-    number = int(found.group(1))
-    if not 1 <= number <= len(offered):
+    number = choice_number(normalize_address(answer) or answer.strip(), len(offered))
+    if number is None:
         return None
     choice = offered[number - 1]
     grid = directory.region_by_code(session, str(choice["grid"]))
@@ -262,10 +274,8 @@ def place_answer(
     """Place the resident's answer to a question about their address.
 
     A digit picks one of the offered candidates; otherwise the answer is read
-    alone, then after the place the question named (`翁山新村` + `3幢`), then
-    after the first text, which may name the estate while the answer names
-    only the building. The first confident address wins; else the answer's own
-    question (or none).
+    alone, then as `routing.placement.answer_readings` says. The first
+    confident address wins; else the answer's own question (or none).
     """
     chosen = choose_offered(session, asked, answer)
     if chosen is not None:
@@ -274,9 +284,7 @@ def place_answer(
     if first.method in ("address", "location"):
         return _remembering(first, answer)
     key = (asked or {}).get("key")
-    tries = [f"{key}{answer}"] if key else []
-    tries.append(f"{summary} {answer}")
-    for text in tries:
+    for text in answer_readings(answer, asked_key=str(key) if key else None, first_text=summary):
         again = place(session, rt, phone=phone, text=text)
         if again.method == "address":
             return _remembering(again, str(again.evidence.get("entry") or text))

@@ -25,12 +25,13 @@ from app.context import Ctx
 from app.db import database_unavailable, unit_of_work
 from app.deadlines import digests, scheduler
 from app.delivery import office_webhooks
-from app.delivery.outbox import Backoff, RateLimit, deliver_due
+from app.delivery.outbox import deliver_due
 from app.inbound.process import process
 from app.inbound.queue import next_unprocessed
 from app.intake.spool import Spool
 from app.models.messages import InboundMessage
 from app.runtime import Runtime
+from routing.delivery import Backoff, RateLimit
 from sms.gateway import Gateway
 
 log = logging.getLogger("gridline.worker")

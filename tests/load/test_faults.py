@@ -1,7 +1,7 @@
 """Faults under load (issue #6): the server killed, the database restarted.
 
 (a) A flaky gateway (30 % of creates fail: 500, 503, 429, or accepted and the
-    connection dropped) is covered by tests/test_outbox.py
+    connection dropped) is covered by tests/delivery/test_outbox.py
     `test_every_row_ends_sent_or_failed_under_a_flaky_gateway`: every outbox row
     ends sent or failed with a reason, and the gateway holds each SMS once plus
     one copy per ambiguous attempt, counted.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,10 +10,12 @@ import pytest
 from routing.policy import (
     Policy,
     PolicyError,
+    after_escalation,
     deadlines_for,
     default_policy,
     parse_duration,
     parse_policy,
+    reminder_at,
 )
 
 
@@ -216,3 +219,86 @@ def test_deadlines_follow_the_policy() -> None:
     assert due.claim_due_at == datetime(2024, 12, 31, 23, 59, 45, tzinfo=UTC)
     assert due.escalate_due_at == datetime(2025, 1, 1, 0, 1, tzinfo=UTC)
     assert due.resolve_due_at == datetime(2025, 1, 3, 23, 59, tzinfo=UTC)
+
+
+_OPENED = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("claim", "escalate", "reopen", "claim_due", "escalate_due"),
+    [
+        # reopen_claim_within unset: half the claim window; the town keeps its 30 min
+        (
+            timedelta(minutes=30),
+            timedelta(hours=1),
+            None,
+            timedelta(minutes=15),
+            timedelta(minutes=45),
+        ),
+        (
+            timedelta(minutes=30),
+            timedelta(hours=1),
+            timedelta(minutes=10),
+            timedelta(minutes=10),
+            timedelta(minutes=40),
+        ),
+        (
+            timedelta(hours=2),
+            timedelta(hours=3),
+            timedelta(hours=2),
+            timedelta(hours=2),
+            timedelta(hours=3),
+        ),
+    ],
+)
+def test_a_reopened_case_must_be_claimed_sooner(
+    claim: timedelta,
+    escalate: timedelta,
+    reopen: timedelta | None,
+    claim_due: timedelta,
+    escalate_due: timedelta,
+) -> None:
+    policy = Policy("p", claim, escalate, timedelta(days=3), reopen_claim_within=reopen)
+    due = deadlines_for(policy, opened_at=_OPENED, reopened=True)
+    assert due.claim_due_at == _OPENED + claim_due
+    assert due.escalate_due_at == _OPENED + escalate_due
+    assert due.resolve_due_at == _OPENED + timedelta(days=3)  # the resolution clock is not cut
+    fresh = deadlines_for(policy, opened_at=_OPENED)
+    assert (fresh.claim_due_at, fresh.escalate_due_at) == (_OPENED + claim, _OPENED + escalate)
+
+
+@pytest.mark.parametrize(
+    ("remind_before", "resolve_in", "reminder_in"),
+    [
+        (None, timedelta(hours=72), None),
+        (timedelta(hours=4), timedelta(hours=72), timedelta(hours=68)),
+        (timedelta(hours=4), timedelta(hours=4), None),  # would be now: no reminder
+        (timedelta(hours=4), timedelta(hours=2), None),  # already past
+    ],
+)
+def test_the_reminder_comes_before_the_resolution_deadline(
+    remind_before: timedelta | None, resolve_in: timedelta, reminder_in: timedelta | None
+) -> None:
+    policy = Policy("p", timedelta(minutes=30), timedelta(hours=1), timedelta(days=3))
+    policy = replace(policy, remind_before=remind_before)
+    got = reminder_at(policy, resolve_due_at=_OPENED + resolve_in, now=_OPENED)
+    assert got == (None if reminder_in is None else _OPENED + reminder_in)
+
+
+@pytest.mark.parametrize(
+    ("to_level", "kind", "after"),
+    [
+        ("town", "escalate", timedelta(minutes=30)),  # the rest of the claim window
+        ("county", "resend", timedelta(minutes=20)),
+        ("city", "resend", timedelta(minutes=20)),
+    ],
+)
+def test_what_an_escalation_schedules(to_level: str, kind: str, after: timedelta) -> None:
+    policy = Policy(
+        "p",
+        timedelta(minutes=30),
+        timedelta(hours=1),
+        timedelta(days=3),
+        resend_every=timedelta(minutes=20),
+    )
+    assert after_escalation(policy, to_level=to_level, now=_OPENED) == (kind, _OPENED + after)

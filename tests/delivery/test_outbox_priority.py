@@ -11,18 +11,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import event, insert, select, text
 
 from app.db import unit_of_work
-from app.delivery.outbox import (
+from app.delivery.outbox import deliver_due, enqueue
+from app.models.messages import OutboundMessage, SenderRate
+from app.runtime import Runtime
+from app.worker.loop import run_once
+from routing.delivery import (
     PRIORITY_BULK,
     PRIORITY_NORMAL,
     PRIORITY_URGENT,
     RateLimit,
-    deliver_due,
-    enqueue,
     priority_for,
 )
-from app.models.messages import OutboundMessage, SenderRate
-from app.runtime import Runtime
-from app.worker.loop import run_once
 from tests.conftest import Clock, make_settings
 from tests.factories import RESIDENT, WORKER_A, make_city
 from tests.helpers import RecordingGateway, new_sid

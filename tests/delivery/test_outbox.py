@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.delivery.outbox import PRIORITY_URGENT, Backoff, enqueue
+from app.delivery.outbox import enqueue
 from app.delivery.status import record_delivery_status
 from app.models.messages import DeliveryAttempt, DeliveryReport, OutboundMessage
 from app.runtime import Runtime
+from routing.delivery import PRIORITY_URGENT, Backoff
 from sms.gateway import OutgoingSms, SendResult, TransientSendError
 from sms.twilio_gateway import TwilioGateway
 from tests.conftest import Clock

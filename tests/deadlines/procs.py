@@ -1,4 +1,4 @@
-"""Start worker processes (tests/escalation/worker_proc.py) and collect their results."""
+"""Start worker processes (tests/deadlines/worker_proc.py) and collect their results."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def run_workers(
     crash_after: int | None = None,
 ) -> list[Finished]:
     """Start `count` workers, wait until each is ready, release them together, wait for all."""
-    argv = [sys.executable, "-m", "tests.escalation.worker_proc", url, now.isoformat()]
+    argv = [sys.executable, "-m", "tests.deadlines.worker_proc", url, now.isoformat()]
     argv += ["--batch", str(batch)]
     if crash_after is not None:
         argv += ["--crash-after", str(crash_after)]

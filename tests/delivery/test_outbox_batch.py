@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import event, select
 
 from app.db import unit_of_work
-from app.delivery.outbox import PRIORITY_BULK, PRIORITY_URGENT, RateLimit
 from app.models.messages import DeliveryAttempt, OutboundMessage, SenderRate
 from app.runtime import Runtime
+from routing.delivery import PRIORITY_BULK, PRIORITY_URGENT, RateLimit
 from sms.twilio_gateway import TwilioGateway
 from tests.conftest import Clock
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Hang

@@ -1,6 +1,6 @@
 """A worker process for the scheduler tests: the real step-firing loop, at a fixed `now`.
 
-    python -m tests.escalation.worker_proc URL NOW [--batch N] [--crash-after N]
+    python -m tests.deadlines.worker_proc URL NOW [--batch N] [--crash-after N]
 
 Prints `ready`, waits for a line on stdin (so that several processes start
 firing together), runs `app.deadlines.scheduler.run_due` until nothing is due and prints

@@ -1,5 +1,5 @@
 """The pipe that wakes `gridline serve`'s worker process (app/worker/process.py).
-The cross-process path (a webhook wakes the child) is in tests/test_serve.py."""
+The cross-process path (a webhook wakes the child) is in tests/cli/test_serve.py."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from app.cli.main import cli
 from app.importer.demo_city import DEMO_PHONES
 from app.models.cases import Case
-from tests.test_cli import _count
+from tests.cli.test_cli import _count
 
 
 def test_route_prints_the_decision_and_evidence_without_a_case(tmp_path):

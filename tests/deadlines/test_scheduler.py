@@ -1,6 +1,6 @@
 """The scheduler is exact under many worker processes and survives killed workers.
 
-Workers are real processes (tests/escalation/worker_proc.py) running the
+Workers are real processes (tests/deadlines/worker_proc.py) running the
 step-firing loop against the same database with a fixed `now`.
 """
 
@@ -16,9 +16,9 @@ from app.models.cases import Case, CaseEvent
 from app.models.deadlines import ScheduledStep
 from app.models.messages import OutboundMessage
 from app.runtime import Runtime
-from tests.escalation.conftest import open_cases
-from tests.escalation.procs import run_workers
-from tests.escalation.worker_proc import CRASH_EXIT
+from tests.deadlines.conftest import open_cases
+from tests.deadlines.procs import run_workers
+from tests.deadlines.worker_proc import CRASH_EXIT
 from tests.factories import COUNTY_OFFICE, TOWN_OFFICE, make_city
 
 pytestmark = pytest.mark.slow
