@@ -25,9 +25,13 @@ def hold_until(ctx: Ctx, case: Case | None, to: str, template: str) -> datetime 
     (the rule: `routing.delivery.quiet_release`)."""
     quiet = ctx.rt.policies.quiet
     case_priority = case.priority if case is not None else None
+    tz = ctx.rt.settings.tz
+    local_now = ctx.now.astimezone(tz).replace(tzinfo=None)
     if not may_hold(quiet, template=template, case_priority=case_priority):
         return None  # no lookup of the member's roles
-    tz = ctx.rt.settings.tz
+    assert quiet is not None
+    if quiet.holds(local_now) is None:
+        return None  # outside the quiet hours: no lookup either
     roles = ctx.session.scalars(
         select(Member.role).where(Member.phone == to, Member.active.is_(True))
     ).all()
@@ -36,6 +40,6 @@ def hold_until(ctx: Ctx, case: Case | None, to: str, template: str) -> datetime 
         template=template,
         case_priority=case_priority,
         roles=roles,
-        local_now=ctx.now.astimezone(tz).replace(tzinfo=None),
+        local_now=local_now,
     )
     return None if release is None else release.replace(tzinfo=tz).astimezone(UTC)
