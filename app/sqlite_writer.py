@@ -129,6 +129,9 @@ class _WriteLock:
 
 _locks: dict[str, _WriteLock] = {}
 _locks_guard = threading.Lock()
+# A forked child must not use its parent's locks: their file descriptions
+# (and so their flocks) are the parent's, their condition may be held.
+os.register_at_fork(after_in_child=_locks.clear)
 
 
 def _lock_of(database: Any) -> _WriteLock | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -210,21 +210,21 @@ def suppression(
     template: str,
     *,
     to_sender: bool,
-    repeat: bool,
-    replies_this_hour: int | None,
+    repeat: Callable[[], bool],
+    replies_this_hour: Callable[[], int],
     cap_per_hour: int,
 ) -> str | None:
     """Why an SMS caused by an inbound text must not go (a loop it would feed),
-    or None. `repeat`: the same text came from the same number a moment ago;
-    `replies_this_hour`: automatic replies to that number in the last hour
-    (None: not counted, only asked for when the cap could apply)."""
+    or None. `repeat()`: the same text came from the same number a moment ago;
+    `replies_this_hour()`: automatic replies to that number in the last hour.
+    Each is asked only when the rule needs it (they are queries)."""
     if not guarded(template, to_sender=to_sender):
         return None
     if template in ECHOES:
-        return "repeat" if repeat else None
+        return "repeat" if repeat() else None
     # "Slow down" answers a flood, which may well be one text repeated.
-    if template != "slow_down" and repeat:
+    if template != "slow_down" and repeat():
         return "repeat"
-    if cap_per_hour and replies_this_hour is not None and replies_this_hour >= cap_per_hour:
+    if cap_per_hour and replies_this_hour() >= cap_per_hour:
         return "cap"
     return None

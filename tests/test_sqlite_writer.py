@@ -50,10 +50,10 @@ WRITER = textwrap.dedent(
 
 
 class Writer:
-    def __init__(self, path: Path, kind: str) -> None:
+    def __init__(self, path: Path, kind: str, script: str = WRITER) -> None:
         root = Path(__file__).resolve().parent.parent
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), kind],
+            [sys.executable, "-c", script, str(path), kind],
             cwd=root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -240,29 +240,19 @@ def test_threads_of_a_background_process_do_not_pass_the_lock_between_them(
         print("done", flush=True)
         """
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, str(db)],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        assert proc.stdout.readline().strip() == "ready"
-        foreground = connect(db)
-        thread = threading.Thread(target=write, args=(foreground, "foreground"))
-        thread.start()
-        intent = Path(f"{db}-intent.lock")
-        # waiting for the file: it holds the intent lock (shared)
-        wait_for(lambda: holders(intent) or None, what="the foreground writer to wait")
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        thread.join(30)
-        assert proc.stdout.readline().strip() == "done"
-    finally:
-        proc.kill()
-        proc.wait(10)
+    two = Writer(db, "background", script)
+    writers.append(two)
+    assert two.proc.stdout is not None
+    assert two.proc.stdout.readline().strip() == "ready"
+    foreground = connect(db)
+    thread = threading.Thread(target=write, args=(foreground, "foreground"))
+    thread.start()
+    intent = Path(f"{db}-intent.lock")
+    # waiting for the file: it holds the intent lock (shared)
+    wait_for(lambda: holders(intent) or None, what="the foreground writer to wait")
+    two.send("go")
+    thread.join(30)
+    assert two.proc.stdout.readline().strip() == "done"
     assert names(db) == ["a", "foreground", "b"]
 
 

@@ -78,12 +78,11 @@ def suppress(ctx: Ctx, to: str, template: str) -> bool:
     if not guarded(template, to_sender=to_sender):
         return False
     cap = ctx.rt.settings.auto_reply_cap_per_hour
-    repeat = is_repeat(ctx, message)
     reason = suppression(
         template,
         to_sender=to_sender,
-        repeat=repeat,
-        replies_this_hour=_auto_replies_sent(ctx, to) if cap and template in AUTO_REPLIES else None,
+        repeat=lambda: is_repeat(ctx, message),
+        replies_this_hour=lambda: _auto_replies_sent(ctx, to),
         cap_per_hour=cap,
     )
     if reason == "repeat" and template in ECHOES:

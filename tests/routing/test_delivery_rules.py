@@ -185,7 +185,7 @@ def test_no_quiet_hours_configured_holds_nothing() -> None:
     ("template", "to_sender", "repeat", "replies", "cap", "reason"),
     [
         ("ack", True, False, 0, 10, None),
-        ("ack", True, True, 0, 10, "repeat"),  # an auto-responder's same text again
+        ("ack", True, True, None, 10, "repeat"),  # the same text again: no count needed
         ("ack", True, False, 10, 10, "cap"),
         ("ack", True, False, 9, 10, None),
         ("ack", True, False, 50, 0, None),  # cap 0: no cap
@@ -208,13 +208,26 @@ def test_loop_guards(
     cap: int,
     reason: str | None,
 ) -> None:
-    assert (
-        suppression(
-            template,
-            to_sender=to_sender,
-            repeat=repeat,
-            replies_this_hour=replies,
-            cap_per_hour=cap,
-        )
-        == reason
+    def count() -> int:
+        # None in the table: the rule must not need the count (a query) here.
+        assert replies is not None, "the count was asked for"
+        return replies
+
+    got = suppression(
+        template,
+        to_sender=to_sender,
+        repeat=lambda: repeat,
+        replies_this_hour=count,
+        cap_per_hour=cap,
     )
+    assert got == reason
+
+
+def test_the_repeat_query_is_not_asked_for_a_slow_down() -> None:
+    def repeat() -> bool:
+        raise AssertionError("slow_down does not care whether the text repeats")
+
+    got = suppression(
+        "slow_down", to_sender=True, repeat=repeat, replies_this_hour=lambda: 0, cap_per_hour=10
+    )
+    assert got is None
