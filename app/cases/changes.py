@@ -4,9 +4,8 @@ event, its outbox rows and its deadline steps in the caller's transaction.
 
 from __future__ import annotations
 
-import contextlib
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -65,8 +64,28 @@ def _code_width(session: Session) -> int:
     return 6
 
 
-def assign_code(session: Session, case: Case, *, rng: random.Random | None = None) -> None:
-    """Give `case` a code unique among live cases.
+# How long a process goes on with the code width it counted. The width only
+# keeps codes short (uniqueness is the constraint's job), and counting the
+# live cases on every new case costs a scan of them.
+CODE_WIDTH_TTL = timedelta(minutes=1)
+
+
+def code_width(ctx: Ctx) -> int:
+    """The width for new codes: `_code_width`, counted at most once a minute
+    (of the case's own time, `ctx.now`)."""
+    cached = ctx.rt.caches.get("code_width")
+    if isinstance(cached, tuple) and cached[0] <= ctx.now < cached[0] + CODE_WIDTH_TTL:
+        return int(cached[1])
+    width = _code_width(ctx.session)
+    ctx.rt.caches["code_width"] = (ctx.now, width)
+    return width
+
+
+def assign_code(
+    session: Session, case: Case, *, rng: random.Random | None = None, width: int | None = None
+) -> None:
+    """Give `case` a code unique among live cases, of `width` digits (default:
+    counted now; `code_width` for a recent count).
 
     On SQLite the transaction holds the one write lock from its BEGIN, so a
     free candidate cannot be taken before the write. On PostgreSQL the code
@@ -76,15 +95,16 @@ def assign_code(session: Session, case: Case, *, rng: random.Random | None = Non
     rng = rng or random.SystemRandom()
     sqlite = session.get_bind().dialect.name == "sqlite"
     for _ in range(20):
-        with session.no_autoflush if sqlite else contextlib.nullcontext():
-            width = _code_width(session)
-            low, high = 10 ** (width - 1), 10**width - 1
+        with session.no_autoflush:
+            digits = width or _code_width(session)
+            low, high = 10 ** (digits - 1), 10**digits - 1
             candidates = {str(rng.randint(low, high)) for _ in range(8)}
             used = set(
                 session.scalars(select(Case.open_code).where(Case.open_code.in_(candidates)))
             )
         free = sorted(candidates - used)
         if not free:
+            width = None  # the width may be out of date: count again
             continue
         code = rng.choice(free)
         if sqlite:
@@ -92,9 +112,10 @@ def assign_code(session: Session, case: Case, *, rng: random.Random | None = Non
             session.flush()
             return
         try:
+            # The savepoint begins with a flush (a new case is inserted before
+            # it, without a code); the code is written inside it.
             with session.begin_nested():
-                case.code = code
-                case.open_code = code
+                case.code = case.open_code = code
                 session.flush()
         except IntegrityError:
             continue
@@ -102,9 +123,12 @@ def assign_code(session: Session, case: Case, *, rng: random.Random | None = Non
     raise Conflict("could not allocate a case code")
 
 
-def add_participants(ctx: Ctx, case: Case, phones: list[str], *, reason: str) -> list[str]:
-    """Add phones to the case; returns those that were not on it yet."""
-    existing = set(participant_phones(ctx.session, case))
+def add_participants(
+    ctx: Ctx, case: Case, phones: list[str], *, reason: str, new: bool = False
+) -> list[str]:
+    """Add phones to the case; returns those that were not on it yet (`new`:
+    the case was opened in this transaction, nobody is on it yet)."""
+    existing = set() if new else set(participant_phones(ctx.session, case))
     added = []
     for phone in phones:
         if phone in existing:
@@ -116,7 +140,6 @@ def add_participants(ctx: Ctx, case: Case, phones: list[str], *, reason: str) ->
                 case_id=case.id, phone=phone, reason=reason, level=case.level, added_at=ctx.now
             )
         )
-    ctx.session.flush()
     return added
 
 
@@ -159,15 +182,17 @@ def policy_of(ctx: Ctx, case: Case) -> Policy:
     return ctx.rt.policies.policies.get(case.priority) or ctx.rt.policies.policies["normal"]
 
 
-def start_clock(ctx: Ctx, case: Case, *, reopened: bool = False) -> None:
+def start_clock(ctx: Ctx, case: Case, *, reopened: bool = False, new: bool = False) -> None:
     """(Re)start the claim and resolution deadlines from now; a reopened case
-    must be claimed sooner (`reopen_claim_within`)."""
+    must be claimed sooner (`reopen_claim_within`). A `new` case (opened in
+    this transaction) has no steps to cancel."""
     policy = policy_of(ctx, case)
     due = deadlines_for(policy, opened_at=ctx.now, tz=ctx.rt.settings.tz, reopened=reopened)
     case.claim_due_at = due.claim_due_at
     case.escalate_due_at = due.escalate_due_at
     case.resolve_due_at = due.resolve_due_at
-    cancel_steps(ctx, case)
+    if not new:
+        cancel_steps(ctx, case)
     schedule(ctx, case, "claim_overdue", due.claim_due_at)
     schedule(ctx, case, "escalate", due.escalate_due_at)
     schedule(ctx, case, "resolve_overdue", due.resolve_due_at)
@@ -190,15 +215,16 @@ def set_location(case: Case, grid: Region) -> None:
     case.county_id = county.id if county else None
 
 
-def forward_to_grid(ctx: Ctx, case: Case, *, text: str) -> list[str]:
-    """Send the case to the grid's on-shift members (all of them if no shift covers now)."""
+def forward_to_grid(ctx: Ctx, case: Case, *, text: str, new: bool = False) -> list[str]:
+    """Send the case to the grid's on-shift members (all of them if no shift
+    covers now); `new`: the case was opened in this transaction."""
     assert case.grid is not None
     members, from_roster = rosters.on_duty(
         ctx.session, case.grid, now=ctx.now, tz=ctx.rt.settings.tz
     )
     # A category's roles (a doctor for health) first, the rest later (app/cases/categories.py).
     phones, later = categories.split_first(ctx, case, [m.phone for m in members])
-    add_participants(ctx, case, phones, reason="forwarded" if from_roster else "team")
+    add_participants(ctx, case, phones, reason="forwarded" if from_roster else "team", new=new)
     who = resident_label(ctx, case)
     for phone in phones:
         send(ctx, case, phone, "forward", code=case.code, who=who, text=text)
@@ -221,17 +247,25 @@ def forward_to_grid(ctx: Ctx, case: Case, *, text: str) -> list[str]:
 
 
 def route(
-    ctx: Ctx, case: Case, grid: Region, *, method: str, evidence: dict[str, Any], text: str
+    ctx: Ctx,
+    case: Case,
+    grid: Region,
+    *,
+    method: str,
+    evidence: dict[str, Any],
+    text: str,
+    new: bool = False,
 ) -> None:
-    """Place an opened case in a grid, start its clock and forward it."""
+    """Place an opened case in a grid, start its clock and forward it (`new`:
+    opened in this transaction, so it has no steps or participants yet)."""
     set_location(case, grid)
     case.routing_method = method
     case.routing_evidence = {"method": method, **evidence}
     case.status = "open"
     case.level = "grid"
     record(ctx, case, "routed", Actor.system(), grid=grid.code, method=method, **evidence)
-    start_clock(ctx, case)
-    forward_to_grid(ctx, case, text=text)
+    start_clock(ctx, case, new=new)
+    forward_to_grid(ctx, case, text=text, new=new)
     send(ctx, case, case.resident_phone, "ack", code=case.code, team=team_name(case, ctx.locale))
 
 

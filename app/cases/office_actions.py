@@ -38,7 +38,7 @@ def reopen_by_office(ctx: Ctx, case: Case, actor: Actor, *, reason: str) -> None
             case.open_code = case.code
             ctx.session.flush()
         else:
-            case_service.assign_code(ctx.session, case)
+            case_service.assign_code(ctx.session, case, width=case_service.code_width(ctx))
     previous_owner = case.claimed_by
     case.status = "open"
     case.claimed_by = None

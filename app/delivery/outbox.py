@@ -65,8 +65,9 @@ def enqueue(
     priority: int = PRIORITY_NORMAL,
     not_before: datetime | None = None,
 ) -> OutboundMessage:
-    """Add an SMS to the outbox in the caller's transaction (flushed, not committed);
-    it is sent from `not_before` on when given (quiet hours)."""
+    """Add an SMS to the outbox in the caller's transaction (written at its next
+    flush: the SMS a change causes go in one INSERT); it is sent from
+    `not_before` on when given (quiet hours)."""
     row: dict[str, Any] = {
         "to_phone": to,
         "template": template,
@@ -82,7 +83,6 @@ def enqueue(
     }
     message = OutboundMessage(**row)
     session.add(message)
-    session.flush()
     return message
 
 
@@ -131,6 +131,7 @@ _Outcome = SendResult | SendError | None  # None: not sent, the lease is given b
 class _Batch:
     leases: list[_Lease] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)  # expired leases given up on
+    last: bool = False  # fewer rows were due than asked for: nothing else is due now
 
 
 def _due_rows(
@@ -196,7 +197,9 @@ def _lease_batch(
             return _Throttled(until or now)
         size = min(size, allowed)
     batch = _Batch()
-    for row in _due_rows(session, now=now, exclude=exclude, size=size):
+    rows = _due_rows(session, now=now, exclude=exclude, size=size)
+    batch.last = len(rows) < size
+    for row in rows:
         if row.status == "sending":
             # A worker died holding this lease: the SMS may or may not have left.
             session.add(
@@ -527,6 +530,7 @@ def deliver_due(
     yield_after: float = 0.0,
     pool: Executor | None = None,
     timer: Callable[[], float] = time.monotonic,
+    drained: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Send what is due, most urgent first, each row at most once; returns counts by outcome.
 
@@ -549,7 +553,8 @@ def deliver_due(
     `yield_after` seconds of sending: under steady inbound the webhook wakes
     the worker all the time, and a pass that sent one batch only would let the
     forwards its inbound stage just wrote fall behind. Seconds are read from
-    `timer` (monotonic; tests inject their own).
+    `timer` (monotonic; tests inject their own). `drained` is called when the
+    pass ends because nothing else is due (a sender then waits to be told).
     """
     if batch < 1 or concurrency < 1:
         raise ValueError("deliver_due needs batch >= 1 and concurrency >= 1")
@@ -601,6 +606,8 @@ def deliver_due(
             if not leased.leases:
                 if leased.failed:
                     continue
+                if drained is not None:
+                    drained()
                 break
             seen.update(lease_.id for lease_ in leased.leases)
             overlap: Executor | None = None
@@ -626,6 +633,11 @@ def deliver_due(
             for result in results:
                 if result != "released":
                     counts[result] = counts.get(result, 0) + 1
+            if leased.last:
+                # What comes due meanwhile is the next pass's (the sender is told).
+                if drained is not None:
+                    drained()
+                break
     finally:
         if own_pool is not None:
             own_pool.shutdown(wait=True)

@@ -51,20 +51,29 @@ def is_repeat(ctx: Ctx, message: InboundMessage) -> bool:
             InboundMessage.id < message.id,
             InboundMessage.body == message.body,
         )
-        cached = ctx.session.scalar(earlier.limit(1)) is not None
+        with ctx.session.no_autoflush:  # inbound rows: this transaction writes none before
+            cached = ctx.session.scalar(earlier.limit(1)) is not None
         ctx.session.info[key] = cached
     return bool(cached)
 
 
 def _auto_replies_sent(ctx: Ctx, to: str) -> int:
-    sent = ctx.session.scalar(
-        select(func.count()).where(
-            OutboundMessage.to_phone == to,
-            OutboundMessage.created_at > ctx.now - CAP_WINDOW,
-            OutboundMessage.template.in_(AUTO_REPLIES),
+    """Automatic replies to `to` in the last hour: those written, and those
+    this transaction has queued (counted here rather than flushed for the query)."""
+    with ctx.session.no_autoflush:
+        sent = ctx.session.scalar(
+            select(func.count()).where(
+                OutboundMessage.to_phone == to,
+                OutboundMessage.created_at > ctx.now - CAP_WINDOW,
+                OutboundMessage.template.in_(AUTO_REPLIES),
+            )
         )
+    queued = sum(
+        1
+        for row in ctx.session.new
+        if isinstance(row, OutboundMessage) and row.to_phone == to and row.template in AUTO_REPLIES
     )
-    return int(sent or 0)
+    return int(sent or 0) + queued
 
 
 def suppress(ctx: Ctx, to: str, template: str) -> bool:

@@ -64,12 +64,17 @@ def on_duty(
     its members who are not on leave (all of them if everyone is).
 
     Returns the members and whether they came from the roster (False: fallback).
+    Rosters are not written by the transactions that ask (a case's): what
+    they have pending is not flushed for these reads.
     """
-    shifts = shift_specs(session, unit.id)
-    overrides = overrides_of(session, unit.id)
-    members = members_of(session, unit.id)
-    phones = [s.phone for s in shifts] + [o.phone for o in overrides] + [m.phone for m in members]
-    return _on_duty(members, shifts, overrides, leaves_of(session, phones), now=now, tz=tz)
+    with session.no_autoflush:
+        shifts = shift_specs(session, unit.id)
+        overrides = overrides_of(session, unit.id)
+        members = members_of(session, unit.id)
+        phones = [s.phone for s in shifts] + [o.phone for o in overrides]
+        phones += [m.phone for m in members]
+        leaves = leaves_of(session, phones)
+    return _on_duty(members, shifts, overrides, leaves, now=now, tz=tz)
 
 
 def _on_duty(

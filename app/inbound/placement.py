@@ -62,13 +62,14 @@ class Placement:
 
 
 def _index_key(session: Session) -> tuple[object, ...]:
-    addresses = session.execute(
-        select(func.count(Address.id), func.max(Address.id), func.max(Address.updated_at))
-    ).one()
-    regions = session.execute(
-        select(func.count(Region.id), func.max(Region.id), func.max(Region.updated_at))
-    ).one()
-    return (*map(str, addresses), *map(str, regions))
+    """What the gazetteer was built from, in one query: each table's row
+    count, highest id and latest change (an import elsewhere changes one)."""
+
+    def stats(model: type[Address] | type[Region]) -> list[Any]:
+        aggregates = (func.count(model.id), func.max(model.id), func.max(model.updated_at))
+        return [select(a).scalar_subquery() for a in aggregates]
+
+    return tuple(map(str, session.execute(select(*stats(Address), *stats(Region))).one()))
 
 
 def gazetteer(session: Session, rt: Runtime) -> Gazetteer:
@@ -142,8 +143,10 @@ def resident_of(session: Session, phone: str) -> Resident | None:
     return session.scalar(select(Resident).where(Resident.phone == phone))
 
 
-def _home(session: Session, phone: str) -> tuple[Resident | None, tuple[str, ...]]:
-    resident = resident_of(session, phone)
+def _home(
+    session: Session, phone: str, known: Resident | None
+) -> tuple[Resident | None, tuple[str, ...]]:
+    resident = known or resident_of(session, phone)
     if resident is None or resident.grid is None:
         return resident, ()
     return resident, tuple(r.code for r in directory.ancestors(resident.grid))
@@ -156,10 +159,28 @@ def place(
     phone: str,
     text: str,
     location: tuple[float, float] | None = None,
+    resident: Resident | None = None,
 ) -> Placement:
     """Decide the grid for a text from `phone` (and the location it shared), by
-    `routing.placement`'s precedence; the evidence of every source looked at."""
-    resident, home_area = _home(session, phone)
+    `routing.placement`'s precedence; the evidence of every source looked at.
+    `resident`: the sender's record when the caller has it already.
+
+    It reads the directory only, which the caller's transaction does not
+    write: what the transaction has pending is not flushed for it."""
+    with session.no_autoflush:
+        return _place(session, rt, phone=phone, text=text, location=location, resident=resident)
+
+
+def _place(
+    session: Session,
+    rt: Runtime,
+    *,
+    phone: str,
+    text: str,
+    location: tuple[float, float] | None,
+    resident: Resident | None,
+) -> Placement:
+    resident, home_area = _home(session, phone, resident)
     decision = gazetteer(session, rt).decide(text, home_area=home_area)
     address_grid = None
     if decision.routed:

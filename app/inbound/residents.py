@@ -85,11 +85,11 @@ def open_case(ctx: Ctx, phone: str, text: str) -> Case:
         updated_at=ctx.now,
     )
     session.add(case)
-    cases.assign_code(session, case)
+    cases.assign_code(session, case, width=cases.code_width(ctx))
     actor = Actor.sms(phone)
     cases.record(ctx, case, "received", actor, text=text, priority=policy.name)
     location = location_of(session, ctx.inbound_id)
-    placement = place(session, ctx.rt, phone=phone, text=text, location=location)
+    placement = place(session, ctx.rt, phone=phone, text=text, location=location, resident=resident)
     if placement.grid is not None:
         cases.route(
             ctx,
@@ -98,6 +98,7 @@ def open_case(ctx: Ctx, phone: str, text: str) -> Case:
             method=placement.method,
             evidence=placement.evidence,
             text=text,
+            new=True,
         )
     else:
         case.routing_method = "asked"

@@ -196,9 +196,11 @@ def send_due(
     now: datetime,
     should_yield: Callable[[], bool] | None = None,
     pool: Executor | None = None,
+    drained: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """The sending stage: `deliver_due` with the service's settings (`pool`:
-    threads to overlap sends on, else the pass starts its own)."""
+    threads to overlap sends on, else the pass starts its own; `drained`:
+    told when nothing else is due)."""
     return deliver_due(
         rt.sessions,
         gateway,
@@ -215,6 +217,7 @@ def send_due(
         yield_after=rt.settings.outbox_pass_seconds / 4,
         pool=pool,
         timer=rt.timer,
+        drained=drained,
     )
 
 
@@ -272,14 +275,23 @@ class Sender:
         while not self._stop.is_set() and (self._alive is None or self._alive()):
             self._due.clear()
             failure: Exception | None = None
+            drained = threading.Event()
             try:
-                sent = send_due(self._rt, self._gateway, now=self._rt.clock(), pool=self._pool)
+                sent = send_due(
+                    self._rt,
+                    self._gateway,
+                    now=self._rt.clock(),
+                    pool=self._pool,
+                    drained=drained.set,
+                )
             except Exception as exc:
                 failure, sent = exc, {}
             self._database_down = _outage(failure, self._database_down, "sender")
             self.passes += 1
-            # A pass that stopped at the sender's rate is not busy: wait.
-            if not sent or "throttled" in sent:
+            # Wait (to be poked, or for retries to come due) unless the pass
+            # stopped with rows left: at its count or time. A pass that
+            # stopped at the sender's rate is not busy either.
+            if not sent or drained.is_set() or "throttled" in sent:
                 _idle(
                     self._due,
                     self._rt.settings.worker_poll_seconds,

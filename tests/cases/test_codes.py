@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
-from app.cases.changes import assign_code
+from app.cases.changes import CODE_WIDTH_TTL, assign_code, code_width
+from app.context import Ctx
 from app.db import unit_of_work
 from app.models.cases import Case
 from app.runtime import Runtime
+from tests.conftest import Clock, _truncate_all, make_settings
 from tests.helpers import Scripted
 
 
@@ -62,3 +66,57 @@ def test_postgresql_writes_the_code_in_a_savepoint(rt: Runtime) -> None:
         assert seen.count("SAVEPOINT") == 1 and seen.count("UPDATE") == 1
     else:
         assert "SAVEPOINT" not in seen and "UPDATE" not in seen
+
+
+def test_on_postgresql_a_code_another_worker_takes_first_is_retried(pg_url: str) -> None:
+    """Two workers pick the same free code at once: the second's write waits
+    on the first's uncommitted row, fails on the unique constraint when it
+    commits, and the second case gets the next candidate."""
+    rt = Runtime.build(make_settings(pg_url))
+    try:
+        first_session = rt.sessions()
+        first = new_case(first_session, "+8613700000001")
+        assign_code(first_session, first, rng=Scripted([1234] * 8))  # inserted, not committed
+        result: dict[str, Any] = {}
+
+        def second_worker() -> None:
+            try:
+                with unit_of_work(rt.sessions) as session:
+                    second = new_case(session, "+8613700000002")
+                    assign_code(session, second, rng=Scripted([1234] * 8 + [5678] * 8))
+                    result["code"] = second.open_code
+            except Exception as exc:  # reported to the test below
+                result["error"] = exc
+
+        worker = threading.Thread(target=second_worker)
+        worker.start()
+        with rt.engine.connect() as watcher:
+            # The second write is waiting for the first transaction's row.
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'UPDATE cases%'"
+            )
+            while watcher.execute(waiting).scalar() == 0 and worker.is_alive():
+                watcher.rollback()
+        first_session.commit()
+        first_session.close()
+        worker.join(30)
+        assert "error" not in result, result.get("error")
+        assert result["code"] == "5678"
+        with rt.sessions() as s:
+            rows = sorted((c.resident_phone, c.open_code) for c in s.scalars(select(Case)))
+        assert rows == [("+8613700000001", "1234"), ("+8613700000002", "5678")]
+    finally:
+        rt.close()
+        _truncate_all(pg_url)
+
+
+def test_the_code_width_is_counted_at_most_once_a_minute(rt: Runtime, clock: Clock) -> None:
+    def counts(at: datetime) -> int:
+        with unit_of_work(rt.sessions) as session, statements(session) as seen:
+            assert code_width(Ctx(session=session, rt=rt, now=at)) == 4
+        return seen.count("SELECT")
+
+    assert counts(clock.now) == 1
+    assert counts(clock.now + CODE_WIDTH_TTL / 2) == 0
+    assert counts(clock.now + CODE_WIDTH_TTL) == 1

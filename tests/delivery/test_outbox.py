@@ -255,9 +255,10 @@ def test_an_invalid_number_fails_at_once(
     rt: Runtime, clock: Clock, fake: FakeTwilio, gateway: TwilioGateway
 ) -> None:
     with unit_of_work(rt.sessions) as session:
-        message_id = enqueue(
+        queued = enqueue(
             session, to="+86138", template="opted_in", params={}, locale="zh", now=clock.now
-        ).id
+        )
+    message_id = queued.id
 
     assert deliver(rt, gateway, clock.now) == {"failed": 1}
     out = row(rt, message_id)

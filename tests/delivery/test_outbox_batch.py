@@ -89,6 +89,30 @@ def test_a_batch_is_leased_and_recorded_in_two_transactions(rt: Runtime, clock: 
     assert attempt_count(rt) == {r.id: 1 for r in rows(rt)}
 
 
+def test_a_batch_short_of_its_size_ends_the_pass(rt: Runtime, clock: Clock) -> None:
+    """Fewer rows due than a batch holds: nothing else is, so no second lease
+    looks; the pass says it drained the outbox (the sender then waits)."""
+    add(rt, clock.now, *range(3))
+    drained: list[bool] = []
+    with Tally(rt) as tally:
+        sent = deliver(
+            rt, RecordingGateway(), clock.now, batch=20, drained=lambda: drained.append(True)
+        )
+    assert sent == {"sent": 3} and drained == [True]
+    assert tally.commits == 2  # the lease and the record
+
+
+def test_a_pass_cut_at_its_limit_has_not_drained(rt: Runtime, clock: Clock) -> None:
+    add(rt, clock.now, *range(6))
+    gateway = RecordingGateway()
+    drained: list[bool] = []
+    note = lambda: drained.append(True)  # noqa: E731
+    assert deliver(rt, gateway, clock.now, batch=5, limit=5, drained=note) == {"sent": 5}
+    assert drained == []
+    assert deliver(rt, gateway, clock.now, batch=5, drained=note) == {"sent": 1}
+    assert drained == [True]
+
+
 def test_the_statements_of_a_batch_do_not_grow_with_its_size(rt: Runtime, clock: Clock) -> None:
     gateway = RecordingGateway()
     counted: list[int] = []

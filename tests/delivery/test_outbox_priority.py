@@ -64,7 +64,7 @@ def add(rt: Runtime, now: datetime, to: str, *, priority: int, not_before=None) 
             priority=priority,
             not_before=not_before,
         )
-        return row.id
+    return row.id
 
 
 def deliver(rt: Runtime, gateway: object, now: datetime, **kwargs: object) -> dict[str, int]:

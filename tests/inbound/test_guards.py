@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
+from app.context import Ctx
 from app.db import unit_of_work
+from app.delivery.send import send
 from app.models.cases import Case, CaseEvent
 from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
@@ -192,6 +194,20 @@ def test_a_varying_auto_responder_stops_at_the_hourly_cap(capped: Runtime, clock
     text_in(capped, RESIDENT, "灯还是没修好")
     drain(capped, gateway)
     assert templates_to(capped, RESIDENT)[-1] == "ack_append"
+
+
+def test_the_cap_counts_the_replies_queued_in_the_same_transaction(
+    capped: Runtime, clock: Clock
+) -> None:
+    """Replies not yet written (the outbox flushes at commit) count too."""
+    message = text_in(capped, AUTO, "?")
+    with unit_of_work(capped.sessions) as session:
+        loaded = session.get(InboundMessage, message)  # held, as the worker holds it
+        ctx = Ctx(session=session, rt=capped, now=clock.now, inbound_id=message)
+        for _ in range(7):
+            send(ctx, None, AUTO, "help_resident")
+        assert loaded is not None
+    assert templates_to(capped, AUTO) == ["help_resident"] * 5
 
 
 def test_two_auto_responders_do_not_talk_through_the_hotline(
