@@ -13,9 +13,12 @@ So a transaction on a SQLite file first takes a lock that wakes its next
 holder at once:
 
 - the threads of one process queue on a condition variable (with SQLite's
-  own timeout); in a foreground process, while one of them waits, the holder
-  hands the file lock on to it instead of letting it go, so a burst of
-  webhooks drains in one go;
+  own timeout), first come first served: a thread that lets the lock go and
+  asks again at once (the worker's loop, message after message) queues
+  behind the thread already waiting (its sender), instead of barging past it;
+  in a foreground process, while one of them waits, the holder hands the
+  file lock on to it instead of letting it go, so a burst of webhooks drains
+  in one go;
 - processes queue on `flock(2)` on `<database>-writer.lock`; the kernel drops
   a dead process's lock, so a killed writer never leaves it held;
 - a *background* process (the worker: `set_background()`) lets foreground
@@ -34,6 +37,7 @@ would have said, and the webhook spools its message.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import os
 import sqlite3
@@ -64,17 +68,20 @@ class _WriteLock:
         self._intent_fd = os.open(f"{path}-intent.lock", flags, 0o600)
         self._cond = threading.Condition()
         self._held = False  # by a thread of this process
-        self._waiting = 0  # threads of this process waiting for it
         self._file = False  # this process holds the file lock
+        # The threads of this process waiting for it, in the order they came.
+        self._queue: collections.deque[object] = collections.deque()
 
     def acquire(self, timeout: float) -> None:
         with self._cond:
-            self._waiting += 1
+            me = object()
+            self._queue.append(me)
             try:
-                free = self._cond.wait_for(lambda: not self._held, timeout)
+                free = self._cond.wait_for(lambda: not self._held and self._queue[0] is me, timeout)
             finally:
-                self._waiting -= 1
+                self._queue.remove(me)
             if not free:
+                self._cond.notify_all()  # the next in line may be free to go
                 raise sqlite3.OperationalError("database is locked")
             self._held = True
             if self._file:  # handed on by the last holder
@@ -121,10 +128,10 @@ class _WriteLock:
             # this is a background process: its threads (the worker's loop
             # and sender) would pass it between them and shut foreground
             # writers out.
-            if _background or not self._waiting:
+            if _background or not self._queue:
                 fcntl.flock(self._write_fd, fcntl.LOCK_UN)
                 self._file = False
-            self._cond.notify()
+            self._cond.notify_all()  # the thread whose turn it is takes it
 
 
 _locks: dict[str, _WriteLock] = {}

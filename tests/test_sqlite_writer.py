@@ -149,11 +149,36 @@ def test_a_thread_waits_for_the_holder_and_goes_when_it_commits(db: Path) -> Non
     assert lock is not None
     thread = threading.Thread(target=write, args=(second, "second"))
     thread.start()
-    wait_for(lambda: lock._waiting == 1, what="the second writer to queue")
+    wait_for(lambda: len(lock._queue) == 1, what="the second writer to queue")
     assert names(db) == []  # nothing committed while the first holds the lock
     first.commit()
     thread.join(30)
     assert names(db) == ["first", "second"]
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_thread_that_asks_again_at_once_queues_behind_the_waiting_one(
+    db: Path, background: bool
+) -> None:
+    """The worker's loop commits and begins its next message at once; its
+    sender thread, already waiting, goes first (in a background process too,
+    where the file lock is let go between them)."""
+    loop, sender = connect(db), connect(db)
+    loop.begin_immediate()
+    loop.execute("INSERT INTO log (name) VALUES ('loop 1')")
+    lock = _lock_of(str(db))
+    assert lock is not None
+    thread = threading.Thread(target=write, args=(sender, "sender"))
+    set_background(background)
+    try:
+        thread.start()
+        wait_for(lambda: len(lock._queue) == 1, what="the sender to queue")
+        loop.commit()
+        write(loop, "loop 2")  # at once, in the same thread
+        thread.join(30)
+    finally:
+        set_background(False)
+    assert names(db) == ["loop 1", "sender", "loop 2"]
 
 
 def test_a_foreground_process_hands_the_lock_on_before_a_queued_process(
@@ -172,7 +197,7 @@ def test_a_foreground_process_hands_the_lock_on_before_a_queued_process(
     assert lock is not None
     thread = threading.Thread(target=write, args=(second, "second"))
     thread.start()
-    wait_for(lambda: lock._waiting == 1, what="the second thread to queue")
+    wait_for(lambda: len(lock._queue) == 1, what="the second thread to queue")
     first.commit()  # handed on to the second thread, not to the other process
     thread.join(30)
     other.done()
@@ -231,7 +256,7 @@ def test_threads_of_a_background_process_do_not_pass_the_lock_between_them(
         t = threading.Thread(target=second)
         t.start()
         lock = _lock_of(sys.argv[1])
-        while lock._waiting != 1:
+        while len(lock._queue) != 1:
             pass
         print("ready", flush=True)
         sys.stdin.readline()

@@ -3,13 +3,28 @@ command or a resident's request. The caller's transaction holds it all."""
 
 from __future__ import annotations
 
-from app.cases import lookups as case_lookups
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
 from app.context import Ctx
-from app.directory import lookups as directory
 from app.inbound import guards
 from app.inbound.members import handle_worker
 from app.inbound.residents import handle_resident
+from app.models.cases import Case, CaseParticipant
+from app.models.directory import Member
 from app.models.messages import InboundMessage
+
+
+def _on_a_team(session: Session, phone: str) -> bool:
+    """An active member, or a participant of an open or claimed case (an
+    office's phone, say): their texts are team commands. One query."""
+    member = exists().where(Member.phone == phone, Member.active.is_(True))
+    participant = (
+        exists()
+        .where(CaseParticipant.phone == phone, CaseParticipant.case_id == Case.id)
+        .where(Case.status.in_(("open", "claimed")))
+    )
+    return bool(session.scalar(select(member | participant)))
 
 
 def process(ctx: Ctx, message: InboundMessage) -> None:
@@ -18,10 +33,7 @@ def process(ctx: Ctx, message: InboundMessage) -> None:
     if guards.flooded(ctx, message):  # stored, marked throttled, not acted on
         return
     sender = message.from_phone
-    is_worker = bool(directory.members_by_phone(ctx.session, sender)) or bool(
-        case_lookups.cases_of_participant(ctx.session, sender)
-    )
-    if is_worker:
+    if _on_a_team(ctx.session, sender):
         case = handle_worker(ctx, sender, message.body)
     else:
         case = handle_resident(ctx, sender, message.body)

@@ -53,6 +53,11 @@ class PassResult:
     cut_short: bool = False  # a stage stopped at its time or count: work may be left
 
     @property
+    def timed_left(self) -> bool:
+        """Deadline steps or office webhooks stopped at their count: more may be due."""
+        return self.steps >= PASS_STEPS or sum(self.webhooks.values()) >= PASS_WEBHOOKS
+
+    @property
     def more(self) -> bool:
         """Whether the next pass should start at once: a stage stopped before it
         ran out of work (or, sending in the pass, it sent). Otherwise the
@@ -156,12 +161,16 @@ def run_once(
     should_yield: Callable[[], bool] | None = None,
     send: bool = True,
     committed: Callable[[], None] | None = None,
+    timed: bool = True,
 ) -> PassResult:
     """One pass; `now` pins every stage to one moment (tests), else each stage reads the clock.
 
     `should_yield` ends the sending stage early (new inbound messages are
     waiting). `send=False` leaves the outbox to a `Sender` thread, which
     `committed` tells when inbound processing or a deadline step has written.
+    `timed=False` leaves out the work that comes due by the clock (deadline
+    steps, daily digests, office webhooks): a worker woken for every
+    webhook looks at it once a poll interval, not at every wake.
     """
 
     def moment() -> datetime:
@@ -178,14 +187,16 @@ def run_once(
         result.inbound + result.inbound_failed >= PASS_INBOUND
         or rt.timer() - began >= rt.settings.inbound_pass_seconds
     )
-    result.steps = fire_due_steps(rt, now=moment())
-    result.cut_short |= result.steps >= PASS_STEPS
-    if result.steps and committed is not None:
-        committed()
+    if timed:
+        result.steps = fire_due_steps(rt, now=moment())
+        result.cut_short |= result.steps >= PASS_STEPS
+        if result.steps and committed is not None:
+            committed()
     if send:
         result.sent = send_due(rt, gateway, now=moment(), should_yield=should_yield)
-    result.webhooks = office_webhooks.deliver_due(rt, now=moment(), limit=PASS_WEBHOOKS)
-    result.cut_short |= sum(result.webhooks.values()) >= PASS_WEBHOOKS
+    if timed:
+        result.webhooks = office_webhooks.deliver_due(rt, now=moment(), limit=PASS_WEBHOOKS)
+        result.cut_short |= sum(result.webhooks.values()) >= PASS_WEBHOOKS
     return result
 
 
@@ -359,14 +370,24 @@ class WorkerThread:
     def run_forever(self) -> None:
         sender = Sender(self._rt, self._gateway, alive=self._alive)
         sender.start()
+        poll = self._rt.settings.worker_poll_seconds
+        timed_at: float | None = None  # when the last pass did the timed work
         try:
             while not self._stop.is_set() and (self._alive is None or self._alive()):
                 self._wake.clear()
                 failure: Exception | None = None
+                started = self._rt.timer()
+                # Deadlines and office webhooks once a poll interval; a pass
+                # that stopped short of its timed work goes on with it.
+                timed = timed_at is None or started - timed_at >= poll
                 try:
-                    result = run_once(self._rt, self._gateway, send=False, committed=sender.poke)
+                    result = run_once(
+                        self._rt, self._gateway, send=False, committed=sender.poke, timed=timed
+                    )
                 except Exception as exc:
                     failure, result = exc, PassResult()
+                if timed and failure is None and not result.timed_left:
+                    timed_at = started
                 self._database_down = _outage(failure, self._database_down, "worker")
                 self.passes += 1
                 # A pass that ran out of work waits (a webhook that came

@@ -170,3 +170,45 @@ def test_the_sender_keeps_its_sending_threads_from_pass_to_pass(
     assert all(t.name.startswith("gridline-send") for t in used)  # sends overlapped
     assert alive_after == [True, True]  # its threads outlive the passes
     assert not any(t.is_alive() for t in used)  # stopped with the sender
+
+
+def test_a_woken_worker_looks_at_deadlines_once_a_poll_interval(
+    one_by_one: Runtime, clock: Clock
+) -> None:
+    """Woken for every webhook, the worker processes the text at once but
+    fires deadline steps only once its poll interval has passed."""
+    from app.models.deadlines import ScheduledStep
+    from app.worker.loop import WorkerThread
+
+    seconds = [100.0]
+    one_by_one.timer = lambda: seconds[0]
+    worker = WorkerThread(one_by_one, RecordingGateway())
+
+    def fired() -> int:
+        with one_by_one.sessions() as session:
+            done = select(func.count()).where(
+                ScheduledStep.kind == "claim_overdue", ScheduledStep.outcome.is_not(None)
+            )
+            return int(session.scalar(done) or 0)
+
+    def one_pass() -> None:
+        before = worker.passes
+        worker.wake()
+        wait_for(lambda: worker.passes > before or None, what="a worker pass")
+
+    _text_in(one_by_one, RESIDENTS[0])
+    worker.start()
+    try:
+        # The first pass (the text, then the deadlines at the clock's time) is over.
+        wait_for(lambda: worker.passes >= 1 or None, what="the first pass")
+        assert _unprocessed(one_by_one) == 0
+        clock.advance(hours=3)  # the case's claim deadline has passed
+        _text_in(one_by_one, RESIDENTS[1])
+        one_pass()
+        assert _unprocessed(one_by_one) == 0  # the new text: at once
+        assert fired() == 0  # the deadline: not in this pass
+        seconds[0] += 30.0  # the poll interval
+        one_pass()
+        assert fired() == 1
+    finally:
+        worker.stop()
