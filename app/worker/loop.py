@@ -4,10 +4,12 @@
 spool, process stored messages one transaction each, fire due deadline steps
 (one transaction each: app/deadlines/scheduler.py), send the outbox, deliver
 office webhooks. `WorkerThread` runs passes until stopped, woken early by the
-webhook when a message arrives; it sends the outbox on a thread of its own
-(`Sender`), told whenever a pass commits, so that a forward leaves as soon as
-the transaction that decided it commits instead of after the rest of the
-pass. Wall-clock budgets read `rt.timer` (a monotonic clock, injectable).
+webhook when a message arrives; the work that comes due by the clock (steps
+and office webhooks) it does once a poll interval, not at every wake. It
+sends the outbox on a thread of its own (`Sender`), told whenever a pass
+commits, so that a forward leaves as soon as the transaction that decided it
+commits instead of after the rest of the pass. Wall-clock budgets read
+`rt.timer` (a monotonic clock, injectable).
 """
 
 from __future__ import annotations
