@@ -41,6 +41,8 @@ class Settings(BaseSettings):
 
     # Operational knobs (not in the contract's table, safe defaults).
     max_request_bytes: int = 64 * 1024
+    # GRIDLINE_WORKER_POLL_SECONDS: an idle worker looks for work this often, and a
+    # busy one fires due deadline steps and office webhooks this often (not at every wake).
     worker_poll_seconds: float = 1.0
     # GRIDLINE_WORKER_PROCESS: `gridline serve` runs its worker in a child
     # process (own interpreter, so routing a backlog does not hold up webhooks:
