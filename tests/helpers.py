@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -171,3 +173,17 @@ def text_in(rt: Runtime, sender: str, body: str) -> int:
         found = session.scalar(select(func.max(InboundMessage.id)))
         assert found is not None
         return int(found)
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, what: str = "") -> object:
+    """Poll an outcome (a row in the database, a ready server, a thread's
+    counter) until it holds; its value. Synchronising on the outcome, not on
+    time: the timeout only bounds a failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -15,9 +15,8 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from app.db import make_engine
 from app.importer.demo_city import GRIDS as DEMO_GRIDS
 from app.models.cases import Case, CaseParticipant
 from app.models.messages import InboundMessage
+from tests.helpers import wait_for
 
 HERE = Path(__file__).parent
 VENDOR = HERE / "vendor"
@@ -105,22 +105,6 @@ def run_cli(args: list[str], *, env: dict[str, str], cwd: Path) -> str:
             f"gridline {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
         )
     return done.stdout
-
-
-def wait_for(condition: Callable[[], object], *, timeout: float = 20.0, what: str) -> object:
-    """Poll an outcome (a row in the database, a ready server) until it holds.
-
-    Only for things outside the browser; inside it Playwright's auto-waiting
-    and `expect()` do the waiting.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass

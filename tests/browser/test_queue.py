@@ -20,9 +20,9 @@ from tests.browser.support import (
     no_horizontal_scroll,
     screenshot,
     text,
-    wait_for,
     wide_elements,
 )
+from tests.helpers import wait_for
 
 ZH = "zh"
 TZ = ZoneInfo("Asia/Shanghai")  # GRIDLINE_TIMEZONE's default, which the server runs with

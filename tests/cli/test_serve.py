@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -27,22 +26,10 @@ from app.migrate import upgrade
 from app.models.cases import Case
 from app.models.messages import OutboundMessage
 from tests.factories import RESIDENT, WORKER_A, WORKER_B, make_city
-from tests.helpers import AUTH_TOKEN, new_sid, webhook_params
+from tests.helpers import AUTH_TOKEN, new_sid, wait_for, webhook_params
 from tests.pg import _free_port
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, what: str = "") -> object:
-    """Poll a condition until it holds: synchronising on the outcome, not on time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @contextmanager

@@ -16,10 +16,9 @@ from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
 from app.worker.loop import Sender, WorkerThread, process_inbound, run_once
 from sms.gateway import OutgoingSms, SendResult
-from tests.cli.test_serve import wait_for
 from tests.conftest import Clock, make_settings
 from tests.factories import WORKER_A, make_city, make_resident
-from tests.helpers import RecordingGateway, text_in
+from tests.helpers import RecordingGateway, text_in, wait_for
 
 RESIDENTS = [f"+861370000100{i}" for i in range(3)]
 
