@@ -54,9 +54,10 @@ class Settings(BaseSettings):
     outbox_backoff_base_seconds: float = 5.0
     outbox_backoff_cap_seconds: float = 3600.0
     outbox_lease_seconds: float = 120.0
-    # Deadline steps (app/deadlines/scheduler.py): leased in batches, each fired in
-    # a transaction of its own; a killed worker's lease is taken over after this long.
+    # Deadline steps (app/deadlines/scheduler.py): leased in batches, fired up to
+    # step_fire_batch to a transaction; a killed worker's lease is taken over after this long.
     step_batch_size: int = Field(default=100, ge=1)
+    step_fire_batch: int = Field(default=20, ge=1)
     step_lease_seconds: float = 60.0
     # Local hour at which each office gets its daily digest of overdue cases.
     digest_hour: int = Field(default=8, ge=0, le=23)

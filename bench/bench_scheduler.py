@@ -1,6 +1,7 @@
 """Scheduler at scale: 100,000 open cases, 10,000 of them falling due at once.
 
     python -m bench.bench_scheduler [--cases 100000] [--due 10000] [--workers 3]
+        [--lease-batch 100] [--fire-batch 20]
         [--runs 3] [--steady-rate 50] [--steady-seconds 60] [--write]
 
 What it does, on a throwaway PostgreSQL cluster with its crash-safe defaults
@@ -388,7 +389,8 @@ def summary(
         f"PostgreSQL: throwaway cluster with fsync and synchronous_commit on; "
         f"{args.workers} worker processes (`app.deadlines.scheduler.run_due` with the real clock), "
         f"idle poll {args.poll} s, "
-        f"`step_batch_size` {args.lease_batch}, each step in a transaction of its own.",
+        f"`step_batch_size` {args.lease_batch}, `step_fire_batch` {args.fire_batch} "
+        "(steps fired in one transaction).",
         "",
         f"Seeded {args.cases:,} open cases over {seed['grids']:,} grids of the Zhoushan-sized "
         f"city ({seed['seed_seconds']} s). Every due step was checked to have fired exactly once.",
@@ -429,10 +431,12 @@ def main() -> None:
     parser.add_argument("--steady-rate", type=float, default=50.0)
     parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--lease-batch", type=int, default=100, help="step_batch_size")
+    parser.add_argument("--fire-batch", type=int, default=20, help="step_fire_batch")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = parser.parse_args()
     # The worker processes read their settings from the environment.
     os.environ["GRIDLINE_STEP_BATCH_SIZE"] = str(args.lease_batch)
+    os.environ["GRIDLINE_STEP_FIRE_BATCH"] = str(args.fire_batch)
 
     sys.path.insert(0, str(ROOT))
     from app.db import make_engine

@@ -1,7 +1,7 @@
 """Where the worker's CPU goes for one resident text: cProfile over `process_one`.
 
     .venv/bin/python -m bench.profile_worker [--messages 300] [--top 35]
-        [--backend sqlite|postgresql] [--no-profile] [--send]
+        [--backend sqlite|postgresql] [--no-profile] [--send | --steps]
 
 Seeds the demo city into a fresh database (SQLite file, or a throwaway
 PostgreSQL cluster from tests/pg.py) with one registered household per
@@ -11,7 +11,9 @@ and ack in the outbox; no sending). Prints CPU ms per message, SQL
 statements per message, and (unless `--no-profile`) the top functions by
 cumulative time under cProfile. `--send` then sends the outbox they wrote
 (`send_due`, the real twilio client against tests/fake_twilio.py over HTTP)
-and reports the sender's CPU per message the same way.
+and reports the sender's CPU per message the same way. `--steps` instead
+makes every case's claim deadline due and fires them (`run_due`: each step
+texts the grid's team and the town office on duty), per step.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from app.db import unit_of_work
+from app.deadlines.scheduler import run_due
 from app.intake.store import InboundSms, store
+from app.models.deadlines import ScheduledStep
 from app.runtime import Runtime
 from app.settings import Settings
 from app.worker.loop import process_one, send_due
@@ -58,6 +62,7 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true", help="CPU and statements only")
     parser.add_argument("--statements", action="store_true", help="list statements by count")
     parser.add_argument("--send", action="store_true", help="profile sending the outbox instead")
+    parser.add_argument("--steps", action="store_true", help="profile firing claim deadlines")
     parser.add_argument("--dump", help="write the cProfile stats to this file")
     args = parser.parse_args()
     with database(args.backend) as url:
@@ -96,6 +101,16 @@ def main() -> None:
                     timeout=10,
                 )
                 what = "sent the SMS of"
+            elif args.steps:
+                while process_one(rt) is not None:
+                    pass
+                with unit_of_work(rt.sessions) as session:
+                    session.execute(
+                        update(ScheduledStep)
+                        .where(ScheduledStep.kind == "claim_overdue")
+                        .values(due_at=datetime.now(UTC))
+                    )
+                what = "fired the claim deadlines of"
             event.listen(rt.engine, "before_cursor_execute", count)
             started, wall = time.process_time(), time.perf_counter()
             if not args.no_profile:
@@ -104,6 +119,8 @@ def main() -> None:
                 with stack:
                     while send_due(rt, gateway, now=datetime.now(UTC)):
                         pass
+            elif args.steps:
+                done = run_due(rt, now=datetime.now(UTC), limit=10**6).get("fired", 0)
             else:
                 what, done = "processed", 0
                 while process_one(rt) is not None:

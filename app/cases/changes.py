@@ -5,6 +5,7 @@ event, its outbox rows and its deadline steps in the caller's transaction.
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -124,11 +125,17 @@ def assign_code(
 
 
 def add_participants(
-    ctx: Ctx, case: Case, phones: list[str], *, reason: str, new: bool = False
+    ctx: Ctx,
+    case: Case,
+    phones: list[str],
+    *,
+    reason: str,
+    known: Collection[str] | None = None,
 ) -> list[str]:
-    """Add phones to the case; returns those that were not on it yet (`new`:
-    the case was opened in this transaction, nobody is on it yet)."""
-    existing = set() if new else set(participant_phones(ctx.session, case))
+    """Add phones to the case; returns those that were not on it yet. `known`:
+    the phones on it when the caller has just read them (none for a case opened
+    in this transaction); read here otherwise."""
+    existing = set(participant_phones(ctx.session, case) if known is None else known)
     added = []
     for phone in phones:
         if phone in existing:
@@ -224,7 +231,9 @@ def forward_to_grid(ctx: Ctx, case: Case, *, text: str, new: bool = False) -> li
     )
     # A category's roles (a doctor for health) first, the rest later (app/cases/categories.py).
     phones, later = categories.split_first(ctx, case, [m.phone for m in members])
-    add_participants(ctx, case, phones, reason="forwarded" if from_roster else "team", new=new)
+    add_participants(
+        ctx, case, phones, reason="forwarded" if from_roster else "team", known=() if new else None
+    )
     who = resident_label(ctx, case)
     for phone in phones:
         send(ctx, case, phone, "forward", code=case.code, who=who, text=text)

@@ -3,6 +3,8 @@ takes part in a case."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,12 +17,31 @@ def lock(session: Session, case: Case | None) -> Case | None:
     """Take the case's row lock and reload it, so that concurrent workers
     acting on one case (a claim and a deadline, say) serialise instead of
     overwriting each other. SQLite's BEGIN IMMEDIATE serialises already."""
-    if case is None:
-        return None
+    if case is None or session.get_bind().dialect.name != "postgresql":
+        return case
+    return lock_by_id(session, case.id)
+
+
+def lock_by_id(session: Session, case_id: int) -> Case | None:
+    """`lock` for a caller that has only the id: one statement on PostgreSQL
+    (`SELECT … FOR UPDATE OF cases`, reloading the row)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return session.get(Case, case_id)
+    return session.scalar(
+        select(Case)
+        .where(Case.id == case_id)
+        .with_for_update(of=Case)
+        .execution_options(populate_existing=True)
+    )
+
+
+def lock_many(session: Session, case_ids: Collection[int]) -> dict[int, Case]:
+    """`lock` for several cases in one statement, in id order (the order two
+    such batches take their locks in, so they cannot deadlock)."""
+    stmt = select(Case).where(Case.id.in_(sorted(set(case_ids)))).order_by(Case.id)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
-        session.refresh(case)
-    return case
+        stmt = stmt.with_for_update(of=Case).execution_options(populate_existing=True)
+    return {case.id: case for case in session.scalars(stmt)}
 
 
 def live_case_by_code(session: Session, code: str) -> Case | None:

@@ -73,7 +73,7 @@ def _forward_rest(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
     """The category's roles were texted first; unclaimed, the rest on duty now are."""
     already = set(case_lookups.participant_phones(ctx.session, case))
     rest = [p for p in (step.params or {}).get("phones", []) if p not in already]
-    cases.add_participants(ctx, case, rest, reason="forwarded")
+    cases.add_participants(ctx, case, rest, reason="forwarded", known=already)
     who = names.resident_label(ctx, case)
     for phone in rest:
         send(ctx, case, phone, "forward", code=case.code, who=who, text=case.summary)

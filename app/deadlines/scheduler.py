@@ -2,7 +2,8 @@
 
 Deadline steps are rows (`scheduled_steps`) with an indexed due time. A worker
 takes a batch of due steps with a *lease*, committed on its own, then fires
-each leased step in its own transaction:
+them `step_fire_batch` (20) to a transaction (`fire_batch`; one alone:
+`fire_leased`):
 
 - Leasing is one statement. On PostgreSQL the due rows are picked with
   `FOR UPDATE SKIP LOCKED` inside a `MATERIALIZED` CTE, so concurrent workers
@@ -11,11 +12,16 @@ each leased step in its own transaction:
   may be evaluated more than once and lease more rows than asked). SQLite
   ignores `FOR UPDATE`; its `BEGIN IMMEDIATE` serialises writers, and one
   worker runs there.
-- Firing locks the case, then the step (the order every other writer of a
-  case uses, so the two cannot deadlock), and does the work only if the step
+- Firing locks the cases, then the steps (the order every other writer of a
+  case uses, so the two cannot deadlock), and does the work only if a step
   is still undone and still carries the lease token this worker was given.
-  The step's effects (timeline event, outbox rows, new steps) and its
+  A step's effects (timeline event, outbox rows, new steps) and its
   `done_at` commit together: a worker killed mid-step leaves nothing half done.
+- Why batches: a claim deadline costs about 14 statements alone, 7 in a batch
+  (its writes join the batch's multi-row INSERTs), and half the CPU; the
+  10,000 steps due at once need that to fire within a minute (BENCHMARKS.md,
+  "Scheduler at scale"). A batch that raises is rolled back and its steps
+  are fired again one by one, so a bad step costs only itself.
 - A worker killed between steps leaves the rest of its batch leased; once
   `lease_until` passes, any worker leases them again (`lease_token` goes up,
   which fences the old worker out should it come back).
@@ -34,10 +40,10 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from app.cases import lookups as case_lookups
 from app.context import Ctx
 from app.db import unit_of_work
 from app.deadlines import steps as deadlines
-from app.models.cases import Case
 from app.models.deadlines import ScheduledStep
 from app.runtime import Runtime
 
@@ -102,14 +108,14 @@ def fire_leased(rt: Runtime, lease: Lease, *, now: datetime, hook: FiredHook | N
     try:
         with unit_of_work(rt.sessions) as session:
             # The case first, then the step: the order of every other writer of a case.
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(select(Case.id).where(Case.id == lease.case_id).with_for_update())
+            case = case_lookups.lock_by_id(session, lease.case_id)
             step = session.get(
                 ScheduledStep, lease.step_id, with_for_update=True, populate_existing=True
             )
             if step is None or step.done_at is not None or step.lease_token != lease.token:
                 return "stale"
-            outcome = deadlines.fire(Ctx(session=session, rt=rt, now=now), step)
+            assert case is not None  # a step's case is never deleted
+            outcome = deadlines.fire(Ctx(session=session, rt=rt, now=now), step, case)
             step.lease_until = None
             if hook is not None:
                 hook(step, outcome)
@@ -117,6 +123,57 @@ def fire_leased(rt: Runtime, lease: Lease, *, now: datetime, hook: FiredHook | N
     except Exception:
         log.exception("step %s (case %s) failed", lease.step_id, lease.case_id)
         return _after_error(rt, lease, now=now)
+
+
+def fire_batch(
+    rt: Runtime, leases: list[Lease], *, now: datetime, hook: FiredHook | None = None
+) -> list[str] | None:
+    """Fire several leased steps in one transaction; their outcomes, in order.
+
+    The cases are locked together (`case_lookups.lock_many`, in id order), then
+    the steps; each step is fired as `fire_leased` fires it, and everything
+    commits at once or not at all, so a worker killed mid-batch leaves no step
+    half done. The steps' reads do not flush the batch's writes (a second step
+    of one case flushes the first's): its rows go out in a few multi-row
+    statements at commit. Returns None when the batch raised and was rolled
+    back; the caller then fires its steps one by one.
+    """
+    try:
+        with unit_of_work(rt.sessions) as session:
+            cases = case_lookups.lock_many(session, [lease.case_id for lease in leases])
+            steps = {
+                step.id: step
+                for step in session.scalars(
+                    select(ScheduledStep)
+                    .where(ScheduledStep.id.in_([lease.step_id for lease in leases]))
+                    .order_by(ScheduledStep.id)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
+            }
+            ctx = Ctx(session=session, rt=rt, now=now)
+            outcomes: list[str] = []
+            seen: set[int] = set()
+            for lease in leases:
+                step = steps.get(lease.step_id)
+                if step is None or step.done_at is not None or step.lease_token != lease.token:
+                    outcomes.append("stale")
+                    continue
+                if lease.case_id in seen:
+                    session.flush()
+                seen.add(lease.case_id)
+                with session.no_autoflush:
+                    outcome = deadlines.fire(ctx, step, cases[lease.case_id])
+                step.lease_until = None
+                if hook is not None:
+                    hook(step, outcome)
+                outcomes.append(outcome)
+            return outcomes
+    except Exception:
+        log.warning(
+            "a batch of %d steps failed; firing them one by one", len(leases), exc_info=True
+        )
+        return None
 
 
 def _after_error(rt: Runtime, lease: Lease, *, now: datetime) -> str:
@@ -154,8 +211,13 @@ def run_due(
             leases = lease_due(session, now=now, lease=lease, limit=min(size, limit - handled))
         if not leases:
             break
-        for leased in leases:
-            outcome = fire_leased(rt, leased, now=now, hook=hook)
-            counts[outcome] = counts.get(outcome, 0) + 1
+        per_tx = rt.settings.step_fire_batch
+        for start in range(0, len(leases), per_tx):
+            chunk = leases[start : start + per_tx]
+            outcomes = fire_batch(rt, chunk, now=now, hook=hook) if len(chunk) > 1 else None
+            if outcomes is None:
+                outcomes = [fire_leased(rt, leased, now=now, hook=hook) for leased in chunk]
+            for outcome in outcomes:
+                counts[outcome] = counts.get(outcome, 0) + 1
         handled += len(leases)
     return counts

@@ -1,4 +1,4 @@
-"""Deadline steps: each due step is fired once, in its own transaction."""
+"""Deadline steps: what each due step does, fired once (app/deadlines/scheduler.py)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ from sms.phones import mask_phone
 log = logging.getLogger("gridline.deadlines")
 
 
-def fire(ctx: Ctx, step: ScheduledStep) -> str:
-    """Carry out one due step as `routing.lifecycle.step_action` says; returns its
-    outcome (fired or skipped)."""
-    case = case_lookups.lock(ctx.session, ctx.session.get(Case, step.case_id))
-    assert case is not None
+def fire(ctx: Ctx, step: ScheduledStep, case: Case) -> str:
+    """Carry out one due step of `case` (locked by the caller) as
+    `routing.lifecycle.step_action` says; returns its outcome (fired or skipped)."""
     if step.kind not in lifecycle.STEP_KINDS:
         log.warning("step %s of an unknown kind %r skipped", step.id, step.kind)
         action = None
@@ -56,8 +54,8 @@ def _claim_overdue(ctx: Ctx, case: Case) -> None:
         members, _ = rosters.on_duty(ctx.session, case.town, now=ctx.now, tz=ctx.rt.settings.tz)
         office = [m.phone for m in members]
     already = set(case_lookups.participant_phones(ctx.session, case))
-    cases.add_participants(ctx, case, team, reason="team")
-    cases.add_participants(ctx, case, office, reason="office")
+    cases.add_participants(ctx, case, team, reason="team", known=already)
+    cases.add_participants(ctx, case, office, reason="office", known=already | set(team))
     # Those who were sent the case already are reminded too: one of them may
     # simply have missed it.
     recipients = list(dict.fromkeys([*already, *team, *office]))

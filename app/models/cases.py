@@ -69,9 +69,9 @@ class Case(Base):
     grid: Mapped[Region | None] = relationship(foreign_keys=[grid_id], lazy="joined")
     town: Mapped[Region | None] = relationship(foreign_keys=[town_id], lazy="joined")
     county: Mapped[Region | None] = relationship(foreign_keys=[county_id], lazy="joined")
-    events: Mapped[list[CaseEvent]] = relationship(
-        back_populates="case", order_by="CaseEvent.id", lazy="selectin"
-    )
+    # Loaded when read (a case's page, the API's detail), not with every case:
+    # the worker loads cases by the hundred and never reads their timeline.
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
 
 
 class CaseEvent(Base):

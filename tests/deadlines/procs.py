@@ -31,11 +31,14 @@ def run_workers(
     *,
     count: int = 1,
     batch: int = 10,
+    fire_batch: int | None = None,
     crash_after: int | None = None,
 ) -> list[Finished]:
     """Start `count` workers, wait until each is ready, release them together, wait for all."""
     argv = [sys.executable, "-m", "tests.deadlines.worker_proc", url, now.isoformat()]
     argv += ["--batch", str(batch)]
+    if fire_batch is not None:
+        argv += ["--fire-batch", str(fire_batch)]
     if crash_after is not None:
         argv += ["--crash-after", str(crash_after)]
     # stderr goes to files: a pipe nobody reads while we wait on another

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.models.cases import Case, CaseEvent
+from app.models.cases import Case, CaseEvent, CaseParticipant
 from app.models.deadlines import ScheduledStep
 from app.models.messages import OutboundMessage
 from app.runtime import Runtime
@@ -77,6 +77,38 @@ def test_a_notice_nobody_else_can_take_escalates_at_once(rt, gateway, city, cloc
         event = s.scalar(select(CaseEvent).where(CaseEvent.kind == "escalated"))
         assert event.detail["reason"] == "notice not delivered"
     assert gateway.to(COUNTY_OFFICE)
+
+
+def test_a_report_due_with_the_claim_deadline_sees_what_the_deadline_did(
+    rt, gateway, city, clock, client, caplog
+):
+    """Two steps of one case fired in one transaction (a batch): the second
+    reads the first's rows. The claim deadline texts the whole team and the
+    town office; the undelivered report behind it finds nobody left at the
+    grid's level and goes to the county, texting nobody twice."""
+    Phone(rt, gateway, RESIDENT).text("楼道灯不亮")
+    sid = _sid(rt, to=WORKER_A, template="forward")
+    clock.advance(minutes=31)  # past the claim deadline, not yet fired
+    _report(client, sid, "undelivered")  # its step is due now, behind the deadline's
+    with rt.sessions() as s:
+        due = s.scalars(
+            select(ScheduledStep.kind).where(
+                ScheduledStep.done_at.is_(None), ScheduledStep.due_at <= clock.now
+            )
+        ).all()
+    assert sorted(due) == ["claim_overdue", "undelivered"]
+    assert rt.settings.step_fire_batch >= 2
+    run_once(rt, gateway)
+    # Both in one transaction: the batch did not fail and fall back to one by one.
+    assert not [r for r in caplog.records if "one by one" in r.getMessage()]
+    for phone in (WORKER_B, TOWN_OFFICE):
+        assert [m.template for m in gateway.sent if m.to == phone] == ["claim_overdue"]
+    with rt.sessions() as s:
+        phones = s.scalars(select(CaseParticipant.phone).order_by(CaseParticipant.id)).all()
+    assert sorted(phones) == sorted({*phones}), "a participant was added twice"
+    [event] = _events(rt, "undelivered")
+    assert event.detail["notified"] == []
+    assert _case(rt).level == "county"
 
 
 def test_an_undelivered_notice_of_a_claimed_case_changes_nothing(rt, gateway, city, clock, client):

@@ -82,7 +82,17 @@ def test_three_worker_processes_fire_1000_due_steps_exactly_once(pg_rt, clock):
         )
 
 
-def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(rt, city, clock):
+@pytest.mark.parametrize(
+    ("fire_batch", "committed"),
+    [
+        (1, 5),  # each step in a transaction of its own: the 5 before are kept
+        (4, 4),  # four to a transaction: the first four are, the 5th died with the 6th
+        (20, 0),  # the whole lease in one transaction: none is
+    ],
+)
+def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(
+    rt, city, clock, fire_batch, committed
+):
     opened = clock.now
     ids = open_cases(rt, 50, now=opened)
     due = opened + timedelta(minutes=61)  # claim_overdue and escalate of each case are due
@@ -95,10 +105,12 @@ def test_a_killed_worker_leaves_no_half_done_step_and_its_lease_is_recovered(rt,
         s.commit()
 
     # It leases a batch of 20, fires 5, and dies inside the 6th step, before the
-    # commit of its transaction: the 5 steps before are done, the rest not at all.
-    [crashed] = run_workers(rt.settings.database_url, due, batch=20, crash_after=5)
+    # commit of its transaction: the steps of the transactions committed before
+    # are done, the rest not at all.
+    [crashed] = run_workers(
+        rt.settings.database_url, due, batch=20, fire_batch=fire_batch, crash_after=5
+    )
     assert crashed.returncode == CRASH_EXIT, crashed.stderr[-2000:]
-    committed = 5
 
     escalated = _events(rt, "escalated")
     assert sum(escalated.values()) == committed and set(escalated.values()) <= {1}
@@ -170,8 +182,9 @@ def _pg(rt: Runtime) -> bool:
 
 
 def test_a_step_that_raises_costs_only_itself(rt, city, clock):
-    """Each step is a transaction of its own: one that raises is rolled back and
-    retried, then given up; the others of its lease fire once."""
+    """A step that raises rolls back the transaction it was fired in (a batch):
+    the batch's steps are fired again one by one, each in its own transaction;
+    the bad one is retried, then given up; the others fire once."""
     from app.deadlines.scheduler import MAX_STEP_ATTEMPTS, run_due
 
     opened = clock.now
@@ -185,13 +198,15 @@ def test_a_step_that_raises_costs_only_itself(rt, city, clock):
         if step.case_id == bad_case:
             raise RuntimeError("this step always fails")
 
+    assert rt.settings.step_fire_batch >= 12  # the lease is fired as one batch
     counts = run_due(rt, now=due, batch=12, hook=hook)
     # The bad one is freed after each failure, leased again, and given up
     # after MAX_STEP_ATTEMPTS leases.
     assert counts == {"fired": 11, "retry": MAX_STEP_ATTEMPTS - 1, "failed": 1}
-    # The good steps ran once each; the bad one once per lease.
-    assert calls[ids[0]] == 1
-    assert calls[bad_case] == MAX_STEP_ATTEMPTS
+    # The steps before the bad one ran in the batch, rolled back, then alone;
+    # those after it only alone; the bad one in the batch and once per lease alone.
+    assert (calls[ids[0]], calls[ids[-1]]) == (2, 1)
+    assert calls[bad_case] == 1 + MAX_STEP_ATTEMPTS
     assert _events(rt, "claim_overdue") == Counter({i: 1 for i in ids if i != bad_case})
     assert _notices(rt, "claim_overdue", TOWN_OFFICE) == Counter(
         {i: 1 for i in ids if i != bad_case}

@@ -1,10 +1,11 @@
 """A worker process for the scheduler tests: the real step-firing loop, at a fixed `now`.
 
-    python -m tests.deadlines.worker_proc URL NOW [--batch N] [--crash-after N]
+    python -m tests.deadlines.worker_proc URL NOW [--batch N] [--fire-batch N] [--crash-after N]
 
 Prints `ready`, waits for a line on stdin (so that several processes start
 firing together), runs `app.deadlines.scheduler.run_due` until nothing is due and prints
-its counts as JSON. With `--crash-after N` it fires N steps, then dies inside
+its counts as JSON (`--batch`: steps leased at once, `--fire-batch`: fired in
+one transaction). With `--crash-after N` it fires N steps, then dies inside
 the transaction of the next one, after its effects were written but before the
 commit (`os._exit`: no cleanup, no rollback, like a SIGKILL).
 """
@@ -32,9 +33,17 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("now")
     parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument(
+        "--fire-batch", type=int, default=Settings.model_fields["step_fire_batch"].default
+    )
     parser.add_argument("--crash-after", type=int, default=None)
     args = parser.parse_args()
-    settings = Settings(_env_file=None, database_url=args.url, validate_signatures=False)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url=args.url,
+        validate_signatures=False,
+        step_fire_batch=args.fire_batch,
+    )
     rt = Runtime.build(settings)
     now = datetime.fromisoformat(args.now)
     fired = 0
