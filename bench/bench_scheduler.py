@@ -1,7 +1,7 @@
 """Scheduler at scale: 100,000 open cases, 10,000 of them falling due at once.
 
     python -m bench.bench_scheduler [--cases 100000] [--due 10000] [--workers 3]
-        [--lease-batch 100] [--fire-batch 20]
+        [--lease-batch 100] [--fire-batch 20 [1 ...]]
         [--runs 3] [--steady-rate 50] [--steady-seconds 60] [--write]
 
 What it does, on a throwaway PostgreSQL cluster with its crash-safe defaults
@@ -13,14 +13,17 @@ What it does, on a throwaway PostgreSQL cluster with its crash-safe defaults
    it: forwarded to its grid's members on shift, with its three deadline steps
    (claim, escalate, resolve). Seeding writes rows directly (routing 100,000
    texts one by one would take longer than the benchmark);
-3. **burst**: for each run, copies the seeded database (`CREATE DATABASE …
+3. **burst**: for each run and each `--fire-batch` value (steps fired in one
+   transaction; several values are measured side by side, in turns), copies
+   the seeded database (`CREATE DATABASE …
    TEMPLATE`), sets the claim deadline of `--due` cases to one moment a few
    seconds ahead, starts `--workers` worker processes (the real
    `app.deadlines.scheduler.run_due` loop, polling every `--poll` seconds when idle) and
    measures from that moment until the last of those steps has committed.
    Each fired claim deadline texts the grid's whole team and the town office
-   on duty, so this writes roughly ten outbox rows per step;
-4. **steady**: `--steady-rate` claim deadlines per second for
+   on duty, so this writes roughly ten outbox rows per step. The machine's
+   busy CPU time over the burst (bench/cpu.py), per step, is reported too;
+4. **steady** (with the first `--fire-batch` value): `--steady-rate` claim deadlines per second for
    `--steady-seconds`, and the lag from each step's due time to the commit of
    the transaction that fired it (p50, p99).
 
@@ -44,7 +47,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 
-from bench import report
+from bench import cpu, report
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Scheduler at scale"
@@ -219,13 +222,15 @@ def worker_main(url: str, poll: float, out: str) -> None:
 class Workers:
     """`n` worker processes, started and warmed up before any step is due."""
 
-    def __init__(self, url: str, n: int, *, poll: float) -> None:
+    def __init__(self, url: str, n: int, *, poll: float, fire_batch: int) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="bench-sched-"))
         self.outs = [self.folder / f"worker{i}.json" for i in range(n)]
+        env = {**os.environ, "GRIDLINE_STEP_FIRE_BATCH": str(fire_batch)}
         self.procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "bench.bench_scheduler", "--worker", url, str(poll), str(o)],
                 cwd=ROOT,
+                env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -332,15 +337,20 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def burst(cluster: Any, template: str, args: argparse.Namespace, run: int) -> dict[str, float]:
-    name = f"burst_{run}"
+def burst(
+    cluster: Any, template: str, args: argparse.Namespace, run: int, *, fire_batch: int
+) -> dict[str, float]:
+    name = f"burst_{run}_{fire_batch}"
     _copy_db(cluster.admin_url, template, name)
     url = cluster.url(name)
     ids = _pick(url, args.due, offset=0)
-    workers = Workers(url, args.workers, poll=args.poll)
+    workers = Workers(url, args.workers, poll=args.poll, fire_batch=fire_batch)
     moment = datetime.now(UTC) + timedelta(seconds=args.lead)
     _set_due(url, ids, [moment] * len(ids))
+    meter = cpu.Meter(groups={})
+    meter.start()  # the workers idle until the moment; the setup before is not counted
     fired = workers.run_until(moment.timestamp() + 1)
+    meter.stop()
     _check_exactly_once(url, ids)
     last = max(c for _, c in fired)
     lags = [c - d for d, c in fired]
@@ -349,6 +359,7 @@ def burst(cluster: Any, template: str, args: argparse.Namespace, run: int) -> di
         "all_fired_s": last - moment.timestamp(),
         "steps_per_s": len(fired) / (last - moment.timestamp()),
         "lag_p50_s": _quantile(lags, 0.5),
+        "machine_ms_per_step": meter.per(len(fired))["machine"],
     }
 
 
@@ -358,7 +369,7 @@ def steady(cluster: Any, template: str, args: argparse.Namespace, run: int) -> d
     url = cluster.url(name)
     count = int(args.steady_rate * args.steady_seconds)
     ids = _pick(url, count, offset=1)
-    workers = Workers(url, args.workers, poll=args.poll)
+    workers = Workers(url, args.workers, poll=args.poll, fire_batch=args.fire_batch[0])
     start = datetime.now(UTC) + timedelta(seconds=args.lead)
     dues = [start + timedelta(seconds=i / args.steady_rate) for i in range(len(ids))]
     _set_due(url, ids, dues)
@@ -377,8 +388,24 @@ def steady(cluster: Any, template: str, args: argparse.Namespace, run: int) -> d
 
 
 def summary(
-    args: argparse.Namespace, machine: str, seed: dict[str, Any], bursts: list, steadies: list
+    args: argparse.Namespace,
+    machine: str,
+    seed: dict[str, Any],
+    bursts: dict[int, list[dict[str, float]]],
+    steadies: list[dict[str, float]],
 ) -> str:
+    first = bursts[args.fire_batch[0]]
+    each = [
+        line
+        for size, runs in bursts.items()
+        for line in (
+            f"| {args.due:,} steps due at one moment, {size} to a transaction: all fired after "
+            f"| {report.median([r['all_fired_s'] for r in runs]):.1f} s | < 60 s |",
+            f"| … throughput | {report.median([r['steps_per_s'] for r in runs]):.0f} steps/s | |",
+            "| … machine CPU per step (all processes) | "
+            f"{report.median([r['machine_ms_per_step'] for r in runs]):.1f} ms | |",
+        )
+    ]
     argv = " ".join(sys.argv[1:])
     lines = [
         SECTION,
@@ -389,17 +416,15 @@ def summary(
         f"PostgreSQL: throwaway cluster with fsync and synchronous_commit on; "
         f"{args.workers} worker processes (`app.deadlines.scheduler.run_due` with the real clock), "
         f"idle poll {args.poll} s, "
-        f"`step_batch_size` {args.lease_batch}, `step_fire_batch` {args.fire_batch} "
-        "(steps fired in one transaction).",
+        f"`step_batch_size` {args.lease_batch}; the steady load with `step_fire_batch` "
+        f"{args.fire_batch[0]} (steps fired in one transaction).",
         "",
         f"Seeded {args.cases:,} open cases over {seed['grids']:,} grids of the Zhoushan-sized "
         f"city ({seed['seed_seconds']} s). Every due step was checked to have fired exactly once.",
         "",
         f"| measure (median of {args.runs} runs) | value | target |",
         "|---|---|---|",
-        f"| {args.due:,} steps due at one moment: all fired after | "
-        f"{report.median([r['all_fired_s'] for r in bursts]):.1f} s | < 60 s |",
-        f"| … throughput | {report.median([r['steps_per_s'] for r in bursts]):.0f} steps/s | |",
+        *each,
         f"| steady {args.steady_rate:g} steps/s for {args.steady_seconds:g} s: lag p50 | "
         f"{report.median([r['lag_p50_s'] for r in steadies]) * 1000:.0f} ms | |",
         f"| … lag p99 | {report.median([r['lag_p99_s'] for r in steadies]) * 1000:.0f} ms "
@@ -409,7 +434,7 @@ def summary(
         "Each run: "
         + "; ".join(
             f"burst {b['all_fired_s']:.1f} s, steady p99 {s['lag_p99_s'] * 1000:.0f} ms"
-            for b, s in zip(bursts, steadies, strict=True)
+            for b, s in zip(first, steadies, strict=True)
         )
         + ".",
         "",
@@ -431,12 +456,13 @@ def main() -> None:
     parser.add_argument("--steady-rate", type=float, default=50.0)
     parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--lease-batch", type=int, default=100, help="step_batch_size")
-    parser.add_argument("--fire-batch", type=int, default=20, help="step_fire_batch")
+    parser.add_argument(
+        "--fire-batch", type=int, nargs="+", default=[20], help="step_fire_batch value(s)"
+    )
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = parser.parse_args()
     # The worker processes read their settings from the environment.
     os.environ["GRIDLINE_STEP_BATCH_SIZE"] = str(args.lease_batch)
-    os.environ["GRIDLINE_STEP_FIRE_BATCH"] = str(args.fire_batch)
 
     sys.path.insert(0, str(ROOT))
     from app.db import make_engine
@@ -459,13 +485,17 @@ def main() -> None:
         print(f"city imported in {time.perf_counter() - t0:.1f} s", flush=True)
         seed = _seed(url, cases=args.cases, now=datetime.now(UTC))
         print(f"seeded: {seed}", flush=True)
-        bursts, steadies = [], []
+        bursts: dict[int, list[dict[str, float]]] = {size: [] for size in args.fire_batch}
+        steadies = []
         for run in range(args.runs):
-            b = burst(cluster, "seeded", args, run)
-            print(f"run {run + 1} burst: {b}", flush=True)
+            # In turns: each value goes first in some runs, so drift shows.
+            order = args.fire_batch if run % 2 == 0 else args.fire_batch[::-1]
+            for size in order:
+                b = burst(cluster, "seeded", args, run, fire_batch=size)
+                print(f"run {run + 1} burst, {size} to a transaction: {b}", flush=True)
+                bursts[size].append(b)
             s = steady(cluster, "seeded", args, run)
             print(f"run {run + 1} steady: {s}", flush=True)
-            bursts.append(b)
             steadies.append(s)
         section = summary(args, machine, seed, bursts, steadies)
         print(section)
