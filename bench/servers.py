@@ -17,8 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import httpx
 from sqlalchemy import text
 
 from bench.loadgen import ACCOUNT_SID, AUTH_TOKEN, HOTLINE
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,20 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def resident_phone(n: int) -> str:
     """E.164 phone of the n-th generated resident (n from 0)."""
     return f"+861376{n:07d}"
-
-
-def wait_for(
-    condition: Callable[[], object], *, timeout: float = 30.0, what: str = "", pause: float = 0.05
-) -> object:
-    """Poll until `condition()` is truthy; its value. A deadline, not a sleep."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(pause)
 
 
 def seed_city(url: str, *, residents: int) -> None:

@@ -175,15 +175,17 @@ def text_in(rt: Runtime, sender: str, body: str) -> int:
         return int(found)
 
 
-def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, what: str = "") -> object:
+def wait_for(
+    condition: Callable[[], object], *, timeout: float = 30.0, what: str = "", pause: float = 0.05
+) -> object:
     """Poll an outcome (a row in the database, a ready server, a thread's
     counter) until it holds; its value. Synchronising on the outcome, not on
-    time: the timeout only bounds a failure."""
+    time: the timeout only bounds a failure (TimeoutError). The benches use it too."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(pause)
