@@ -2,7 +2,7 @@
 
 `run_once` is one pass (tests call it with an explicit `now`): replay the
 spool, process stored messages one transaction each, fire due deadline steps
-(one transaction each: app/deadlines/scheduler.py), send the outbox, deliver
+(20 to a transaction: app/deadlines/scheduler.py), send the outbox, deliver
 office webhooks. `WorkerThread` runs passes until stopped, woken early by the
 webhook when a message arrives; the work that comes due by the clock (steps
 and office webhooks) it does once a poll interval, not at every wake. It
