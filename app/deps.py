@@ -26,4 +26,8 @@ def get_session(rt: RuntimeDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit runs when the endpoint returns, before the
+# response is sent (FastAPI's default runs a yield dependency's exit after
+# the response has gone: a client could hold a 200 for a change that a crash
+# then lost, and a failed commit could not change the answer).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
