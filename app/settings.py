@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: int = Field(default=5, ge=1)
     # GRIDLINE_INBOUND_FLOOD_PER_MINUTE: more messages than this from one number
     # within a minute are stored but not acted on one by one; the sender gets one
-    # "slow down" SMS. 0 = off. See app/inbound/guards.py.
+    # "slow down" SMS. Team members are never throttled. 0 = off. See
+    # app/inbound/guards.py.
     inbound_flood_per_minute: int = Field(default=10, ge=0)
     # GRIDLINE_AUTO_REPLY_CAP_PER_HOUR: automatic replies (acks, help, errors) to
     # one number per rolling hour; stops ping-pong with auto-responders. 0 = off.

@@ -1,4 +1,5 @@
-"""The flood guard against runaway senders.
+"""The flood guard against runaway senders (residents and strangers; team
+members' texts are never throttled: app/inbound/process.py).
 
 Flood: a number that texts more than `inbound_flood_per_minute` messages
 within a minute has the extra messages stored (nothing is lost: they stay in

@@ -1,5 +1,5 @@
-"""Acting on one stored message: the flood guard first, then a team member's
-command or a resident's request. The caller's transaction holds it all."""
+"""Acting on one stored message: a team member's command, or a resident's
+request behind the flood guard. The caller's transaction holds it all."""
 
 from __future__ import annotations
 
@@ -30,11 +30,15 @@ def _on_a_team(session: Session, phone: str) -> bool:
 def process(ctx: Ctx, message: InboundMessage) -> None:
     """Act on one stored message; the caller commits (or rolls back) it all."""
     ctx.inbound_id = message.id
-    if guards.flooded(ctx, message):  # stored, marked throttled, not acted on
-        return
     sender = message.from_phone
+    # The people doing the work are never throttled: in a surge a grid
+    # worker sends a 收到 and a 办结 per case, far over a resident's rate. An
+    # auto-responder on a member's phone is stopped by content instead (the
+    # loop guards on what we send back: app/delivery/suppression.py).
     if _on_a_team(ctx.session, sender):
         case = handle_worker(ctx, sender, message.body)
+    elif guards.flooded(ctx, message):  # stored, marked throttled, not acted on
+        return
     else:
         case = handle_resident(ctx, sender, message.body)
     message.case_id = case.id if case is not None else None

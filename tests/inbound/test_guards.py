@@ -3,6 +3,7 @@ or delaying anyone else; ping-pong with auto-responders stops by itself."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from app.context import Ctx
 from app.db import unit_of_work
 from app.delivery.send import send
 from app.models.cases import Case, CaseEvent
+from app.models.directory import Region
 from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
 from app.worker.loop import run_once
@@ -118,6 +120,54 @@ def test_a_flood_is_stored_throttled_once_and_others_are_unaffected(
     drain(rt, gateway)
     assert gateway.to(WORKER_A)[-1].endswith("现在情况怎样了")
     assert templates_to(rt, FLOODER).count("slow_down") == 1
+
+
+@pytest.mark.slow
+def test_in_a_surge_the_team_is_never_throttled(
+    rt: Runtime, gateway: RecordingGateway, city: None, clock: Clock
+) -> None:
+    """A typhoon surge: 60 residents text within three minutes; the grid's
+    worker claims and closes each case as it comes, 40 texts a minute, four
+    times the flood limit. Every one of them is acted on."""
+    surge = 60
+    with unit_of_work(rt.sessions) as session:
+        grid = session.scalar(select(Region).where(Region.code == "DH-01"))
+        for n in range(20, surge):  # the `city` fixture registered 20
+            make_resident(session, phone=other(n), grid=grid, address="翁山新村5幢")
+    for n in range(surge):
+        text_in(rt, other(n), f"楼道灯坏了（{n}号）")
+        drain(rt, gateway)
+        forward = gateway.to(WORKER_A)[-1]
+        found = re.search(r"#(\d+)", forward)
+        assert found and f"{n}号" in forward, forward
+        clock.advance(seconds=1)
+        text_in(rt, WORKER_A, f"{found.group(1)} 收到")
+        drain(rt, gateway)
+        clock.advance(seconds=1)
+        text_in(rt, WORKER_A, f"{found.group(1)} 办结 已换灯泡")
+        drain(rt, gateway)
+        clock.advance(seconds=1)
+
+    limit = rt.settings.inbound_flood_per_minute
+    with rt.sessions() as s:
+        statuses = dict(
+            s.execute(
+                select(InboundMessage.status, func.count())
+                .where(InboundMessage.from_phone == WORKER_A)
+                .group_by(InboundMessage.status)
+            ).all()
+        )
+        assert statuses == {"processed": 2 * surge}, statuses
+        assert 2 * surge / 3 > 3 * limit  # texts a minute: far over a resident's limit
+        cases = s.scalars(select(Case).order_by(Case.id)).all()
+        assert len(cases) == surge
+        for case in cases:
+            assert case.status == "resolved" and case.claimed_by == WORKER_A, case.code
+            assert case.claimed_at is not None and case.claim_due_at is not None
+            assert case.claimed_at <= case.claim_due_at
+    assert "slow_down" not in templates_to(rt, WORKER_A)
+    for n in range(surge):
+        assert "已换灯泡" in gateway.to(other(n))[-1]
 
 
 # --- loop guards -------------------------------------------------------------------
