@@ -37,6 +37,9 @@ class WorkerCommand:
     # The whole text, whitespace collapsed, for when a bare number turns out
     # not to be a case code and the text is relayed as it is.
     text: str = ""
+    # A bare code run on into the words after it ("2024年的账单…"): perhaps a
+    # number that starts a sentence rather than a code.
+    glued: bool = False
 
 
 class ResidentIntent(StrEnum):
@@ -171,12 +174,14 @@ def parse_worker(text: str) -> WorkerCommand:
         return WorkerCommand(Action.DUTY, text=shown)
 
     code: str | None = None
-    explicit = False
+    explicit = glued = False
     rest = clean
     match = _CODE_RE.match(clean)
     if match:
         explicit = bool(match.group(1))
         code = match.group(2)
+        after = clean[match.end() : match.end() + 1]
+        glued = not explicit and after != "" and after not in _SEPARATORS
         rest = clean[match.end() :].lstrip(_SEPARATORS)
     elif clean.startswith("#"):
         # A `#` without a usable code ("#收到", "#12345678"): drop the mark.
@@ -189,9 +194,13 @@ def parse_worker(text: str) -> WorkerCommand:
         if action is Action.TRANSFER:
             # A grid code is one word, read in its folded (ASCII) form.
             arg = next(iter(tail.split()), "").strip(_SEPARATORS)
-        return WorkerCommand(action, code=code, explicit_code=explicit, arg=arg, text=shown)
+        return WorkerCommand(
+            action, code=code, explicit_code=explicit, arg=arg, text=shown, glued=glued
+        )
     relayed = folded.original(rest, trim_end=False)
-    return WorkerCommand(Action.RELAY, code=code, explicit_code=explicit, arg=relayed, text=shown)
+    return WorkerCommand(
+        Action.RELAY, code=code, explicit_code=explicit, arg=relayed, text=shown, glued=glued
+    )
 
 
 _SATISFIED = {"1", "满意", "很满意", "非常满意", "satisfied", "yes", "y"}

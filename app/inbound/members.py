@@ -35,12 +35,16 @@ def _target_case(ctx: Ctx, sender: str, cmd: WorkerCommand) -> tuple[Case | None
         case = case_lookups.live_case_by_code(session, cmd.code)
         if case is not None and (cmd.explicit_code or _may_act(session, case, sender)):
             return case, cmd
-        if cmd.explicit_code:
-            _reply(ctx, sender, "unknown_code", code=cmd.code)
-            return None, cmd
-        # "2024年…": not a code after all; the whole text applies to the only case.
-        if cmd.action is Action.RELAY:
+        if cmd.action is Action.RELAY and cmd.glued:
+            # "2024年的账单…": a number, not a code; the whole text applies
+            # to the only case.
             cmd = WorkerCommand(Action.RELAY, arg=cmd.text, text=cmd.text)
+        else:
+            # A code that is not one of the sender's cases is refused: the
+            # command never falls on another case ("1700 办结" with #7024 open).
+            template = "unknown_code" if case is None else "not_on_case"
+            _reply(ctx, sender, template, code=cmd.code)
+            return None, cmd
     mine = case_lookups.cases_of_participant(session, sender)
     if not mine:
         _reply(ctx, sender, "no_open_case")

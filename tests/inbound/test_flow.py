@@ -203,6 +203,45 @@ def test_bare_number_that_is_not_a_code_is_plain_text(rt, phones, gateway):
     assert resident.last() == f"#{code} 翁山一网格服务团队：2024年的账单已查清"
 
 
+def _not_a_live_code(rt, width: int) -> str:
+    with rt.sessions() as s:
+        live = set(s.scalars(select(Case.open_code).where(Case.open_code.is_not(None))))
+    return next(c for c in (str(n) for n in range(10 ** (width - 1), 10**width)) if c not in live)
+
+
+def test_a_code_that_is_not_the_senders_is_refused_and_touches_no_other_case(rt, phones, gateway):
+    resident, a = phones(RESIDENT), phones(WORKER_A)
+    resident.text("楼道灯坏了")
+    mine = _case(rt).code
+    a.text(f"{mine} 收到")
+    told = len(resident.inbox())
+    wrong = _not_a_live_code(rt, len(mine))
+
+    commands = (f"{wrong} 办结 已修好", f"{wrong} ok", f"{wrong}办结", f"{wrong} 上报 需要执法")
+    for command in commands:
+        a.text(command)
+        assert a.last() == f"未找到办理中的诉求#{wrong}。回复“列表”查看您的诉求。", command
+    a.text(f"{wrong} 师傅下午到")  # a relay with a code that is not theirs
+    assert f"#{wrong}" in a.last()
+    case = _case(rt)
+    assert case.status == "claimed" and case.level == "grid" and case.code == mine
+    assert len(resident.inbox()) == told  # the resident was told nothing
+    assert _events(rt, case.id)[-1] == "claimed"
+
+    # A live case of another grid, named by a worker who is not on it, with
+    # a case of their own open: refused, their own case untouched.
+    phones(STRANGER).text("人民路12号 路灯坏了")
+    theirs = _case(rt)
+    assert theirs.grid.code == "DH-02"
+    c = phones(WORKER_C)
+    c.text(f"{theirs.code} 收到")
+    c.text(f"{mine} 办结 已修好")
+    assert c.last() == f"您不是诉求#{mine}的办理人员。"
+    assert _case(rt).status == "claimed"  # theirs: claimed, not resolved
+    with rt.sessions() as s:
+        assert s.get(Case, case.id).status == "claimed"
+
+
 def test_full_width_and_english_commands(rt, phones, gateway):
     resident, a = phones(RESIDENT), phones(WORKER_A)
     resident.text("垃圾桶满了")

@@ -244,9 +244,24 @@ def test_leading_number_that_may_be_a_year_is_not_explicit() -> None:
     # The caller checks "2024" against the sender's cases and, when it is not
     # one of them, relays the whole text to the only open case.
     assert parsed.code == "2024"
-    assert parsed.explicit_code is False
+    assert parsed.explicit_code is False and parsed.glued is True
     assert parsed.action is Action.RELAY
     assert parsed.text == "2024年的事还没处理"
+
+
+@pytest.mark.parametrize(
+    ("text", "glued"),
+    [
+        ("1700 办结 已修好", False),
+        ("1700，收到", False),
+        ("1700", False),
+        ("#1700师傅下午到", False),  # with its `#` it is a code
+        ("1700师傅下午到", True),
+        ("1700办结", True),
+    ],
+)
+def test_a_bare_code_is_glued_when_words_run_on_from_it(text: str, glued: bool) -> None:
+    assert parse_worker(text).glued is glued
 
 
 @pytest.mark.parametrize("text", ["12 户停水", "12345678 收到", "13800138000"])
