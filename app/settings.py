@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     # Office API webhooks (app/delivery/office_webhooks.py). Private, loopback and link-local
     # targets are refused unless allowed here (tests and closed networks).
     webhook_allow_private: bool = False
-    webhook_timeout_seconds: float = 10.0
+    # GRIDLINE_WEBHOOK_TIMEOUT_SECONDS: the most one delivery attempt takes in
+    # all (connect, send, the whole answer); then it is retried later.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_max_attempts: int = 8
     webhook_backoff_base_seconds: float = 10.0
     # Office API limits: requests per key per minute, SMS per office per local day.

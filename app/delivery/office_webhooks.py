@@ -2,9 +2,11 @@
 
 A case event that an office subscribed to becomes a `WebhookDelivery` row in
 the transaction of the change (`on_case_event`, called by `cases.record`). The
-worker POSTs due rows with httpx (`deliver_due`), one lease at a time like the
-SMS outbox; every POST is a `WebhookAttempt` row; non-2xx answers and network
-errors are retried with backoff until `webhook_max_attempts`.
+worker POSTs due rows with httpx (`deliver_due`, on a thread of its own in
+`gridline serve`: app/worker/loop.py `OfficeWebhooks`), one lease at a time
+like the SMS outbox, each attempt cut off after `webhook_timeout_seconds` in
+all; every POST is a `WebhookAttempt` row; non-2xx answers, network errors
+and attempts cut off are retried with backoff until `webhook_max_attempts`.
 
 Signature (https://www.standardwebhooks.com): `webhook-signature: v1,<base64
 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">`, keyed with the
@@ -18,6 +20,7 @@ registration and again before every POST (a name may be re-pointed), unless
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -213,7 +216,8 @@ def _lease(session: Session, *, now: datetime, lease: timedelta) -> _Job | None:
     )
 
 
-def _post(client: httpx.Client, job: _Job, *, now: datetime, allow_private: bool) -> _Outcome:
+def _post(job: _Job, *, now: datetime, allow_private: bool, deadline: float) -> _Outcome:
+    """POST one attempt; it ends within `deadline` seconds, answered or not."""
     if not job.active:
         return _Outcome("refused", error="the endpoint was removed")
     try:
@@ -232,7 +236,9 @@ def _post(client: httpx.Client, job: _Job, *, now: datetime, allow_private: bool
     }
     started = time.perf_counter()
     try:
-        response = client.post(job.url, content=job.body, headers=headers)
+        response = asyncio.run(_send(job.url, job.body, headers, deadline))
+    except TimeoutError:
+        return _Outcome("retry", error=f"no complete answer within {deadline:g} s")
     except httpx.HTTPError as exc:
         return _Outcome("retry", error=f"{exc.__class__.__name__}: {exc}"[:_ERROR_WIDTH])
     took = int((time.perf_counter() - started) * 1000)
@@ -244,6 +250,17 @@ def _post(client: httpx.Client, job: _Job, *, now: datetime, allow_private: bool
         error=f"HTTP {response.status_code}",
         duration_ms=took,
     )
+
+
+async def _send(url: str, body: bytes, headers: dict[str, str], deadline: float) -> httpx.Response:
+    # httpx's timeouts bound each connect and each read: a receiver that
+    # trickles a byte at a time would hold the attempt for ever. The whole
+    # attempt is cancelled at `deadline` instead.
+    async with (
+        httpx.AsyncClient(timeout=deadline, follow_redirects=False) as client,
+        asyncio.timeout(deadline),
+    ):
+        return await client.post(url, content=body, headers=headers)
 
 
 def _finish(
@@ -281,8 +298,14 @@ def _finish(
     return outcome
 
 
-def deliver_due(rt: Runtime, *, now: datetime, limit: int = 50) -> dict[str, int]:
-    """POST the due deliveries, one lease at a time; returns counts by outcome."""
+def deliver_due(rt: Runtime, *, now: datetime | None = None, limit: int = 50) -> dict[str, int]:
+    """POST the due deliveries, one lease at a time; returns counts by outcome.
+
+    Each attempt is leased, signed and recorded at the clock's time when it
+    is made (`now` pins it: tests), so that its `webhook-timestamp` is
+    when it was sent however long the attempts before it took; each ends
+    within `GRIDLINE_WEBHOOK_TIMEOUT_SECONDS`.
+    """
     settings = rt.settings
     backoff = Backoff(
         base_seconds=settings.webhook_backoff_base_seconds,
@@ -291,23 +314,19 @@ def deliver_due(rt: Runtime, *, now: datetime, limit: int = 50) -> dict[str, int
     )
     lease = timedelta(seconds=2 * settings.webhook_timeout_seconds + 10)
     counts: dict[str, int] = {}
-    client: httpx.Client | None = None
-    try:
-        for _ in range(limit):
-            with unit_of_work(rt.sessions) as session:
-                job = _lease(session, now=now, lease=lease)
-            if job is None:
-                break
-            if client is None:
-                client = httpx.Client(
-                    timeout=settings.webhook_timeout_seconds, follow_redirects=False
-                )
-            result = _post(client, job, now=now, allow_private=settings.webhook_allow_private)
-            with unit_of_work(rt.sessions) as session:
-                outcome = _finish(session, job, result, now=now, backoff=backoff)
-            counts[outcome] = counts.get(outcome, 0) + 1
-            log.info("webhook %s attempt %d: %s", job.message_id, job.attempt, outcome)
-    finally:
-        if client is not None:
-            client.close()
+    for _ in range(limit):
+        with unit_of_work(rt.sessions) as session:
+            job = _lease(session, now=now or rt.clock(), lease=lease)
+        if job is None:
+            break
+        result = _post(
+            job,
+            now=now or rt.clock(),
+            allow_private=settings.webhook_allow_private,
+            deadline=settings.webhook_timeout_seconds,
+        )
+        with unit_of_work(rt.sessions) as session:
+            outcome = _finish(session, job, result, now=now or rt.clock(), backoff=backoff)
+        counts[outcome] = counts.get(outcome, 0) + 1
+        log.info("webhook %s attempt %d: %s", job.message_id, job.attempt, outcome)
     return counts

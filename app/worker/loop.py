@@ -4,11 +4,12 @@
 spool, process stored messages one transaction each, fire due deadline steps
 (20 to a transaction: app/deadlines/scheduler.py), send the outbox, deliver
 office webhooks. `WorkerThread` runs passes until stopped, woken early by the
-webhook when a message arrives; the work that comes due by the clock (steps
-and office webhooks) it does once a poll interval, not at every wake. It
-sends the outbox on a thread of its own (`Sender`), told whenever a pass
-commits, so that a forward leaves as soon as the transaction that decided it
-commits instead of after the rest of the pass. Wall-clock budgets read
+webhook when a message arrives; the deadline steps and digests, which come
+due by the clock, it looks at once a poll interval, not at every wake. Two
+`Lane` threads beside it, told whenever a pass commits: the `Sender`, so
+that a forward leaves as soon as the transaction that decided it commits
+instead of after the rest of the pass, and `OfficeWebhooks`, so that an
+office's receiver that hangs holds only that thread. Wall-clock budgets read
 `rt.timer` (a monotonic clock, injectable).
 """
 
@@ -164,6 +165,7 @@ def run_once(
     send: bool = True,
     committed: Callable[[], None] | None = None,
     timed: bool = True,
+    webhooks: bool = True,
 ) -> PassResult:
     """One pass; `now` pins every stage to one moment (tests), else each stage reads the clock.
 
@@ -173,6 +175,7 @@ def run_once(
     `timed=False` leaves out the work that comes due by the clock (deadline
     steps, daily digests, office webhooks): a worker woken for every
     webhook looks at it once a poll interval, not at every wake.
+    `webhooks=False` leaves office webhooks to an `OfficeWebhooks` lane.
     """
 
     def moment() -> datetime:
@@ -196,8 +199,10 @@ def run_once(
             committed()
     if send:
         result.sent = send_due(rt, gateway, now=moment(), should_yield=should_yield)
-    if timed:
-        result.webhooks = office_webhooks.deliver_due(rt, now=moment(), limit=PASS_WEBHOOKS)
+    if timed and webhooks:
+        # Each attempt reads the clock unless the pass is pinned (its
+        # `webhook-timestamp` is when it is sent, not when the pass began).
+        result.webhooks = office_webhooks.deliver_due(rt, now=now, limit=PASS_WEBHOOKS)
         result.cut_short |= sum(result.webhooks.values()) >= PASS_WEBHOOKS
     return result
 
@@ -234,38 +239,27 @@ def send_due(
     )
 
 
-class Sender:
-    """The outbox, sent on a thread of its own next to the worker's passes.
+class Lane:
+    """A thread of the worker's process that runs `step` while it says more
+    is due, then waits to be poked, at most `worker_poll_seconds` (work that
+    comes due by the clock). Subclasses say what a step does."""
 
-    A forward leaves as soon as the transaction that decided it commits
-    (`poke`), instead of after the rest of the pass (up to
-    `GRIDLINE_INBOUND_PASS_SECONDS` of inbound under steady load, then the
-    deadline steps). It sends while anything is due, then waits to be poked,
-    at most `worker_poll_seconds` (retries come due by the clock). Leases keep
-    it from sending what another worker's sender holds.
-    """
+    name = "lane"
 
-    def __init__(
-        self,
-        rt: Runtime,
-        gateway: Gateway,
-        *,
-        alive: Callable[[], bool] | None = None,
-    ) -> None:
+    def __init__(self, rt: Runtime, *, alive: Callable[[], bool] | None = None) -> None:
         self._rt = rt
-        self._gateway = gateway
         self._alive = alive
         self._due = threading.Event()
         self._stop = threading.Event()
         self._database_down = False
         self._thread = threading.Thread(
-            target=self.run_forever, name="gridline-sender", daemon=True
-        )
-        # Its sends overlap on these threads, kept from pass to pass.
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, rt.settings.outbox_concurrency), thread_name_prefix="gridline-send"
+            target=self.run_forever, name=f"gridline-{self.name}", daemon=True
         )
         self.passes = 0
+
+    def step(self) -> bool:
+        """One pass; True when it stopped with work left (go on at once)."""
+        raise NotImplementedError
 
     def start(self) -> None:
         self._thread.start()
@@ -279,38 +273,75 @@ class Sender:
         self._thread.join(timeout)
 
     def run_forever(self) -> None:
-        try:
-            self._run()
-        finally:
-            self._pool.shutdown(wait=True)  # idle by now: a pass waits for its sends
-
-    def _run(self) -> None:
         while not self._stop.is_set() and (self._alive is None or self._alive()):
             self._due.clear()
             failure: Exception | None = None
-            drained = threading.Event()
             try:
-                sent = send_due(
-                    self._rt,
-                    self._gateway,
-                    now=self._rt.clock(),
-                    pool=self._pool,
-                    drained=drained.set,
-                )
+                more = self.step()
             except Exception as exc:
-                failure, sent = exc, {}
-            self._database_down = _outage(failure, self._database_down, "sender")
+                failure, more = exc, False
+            self._database_down = _outage(failure, self._database_down, self.name)
             self.passes += 1
-            # Wait (to be poked, or for retries to come due) unless the pass
-            # stopped with rows left: at its count or time. A pass that
-            # stopped at the sender's rate is not busy either.
-            if not sent or drained.is_set() or "throttled" in sent:
+            if not more:
                 _idle(
                     self._due,
                     self._rt.settings.worker_poll_seconds,
                     alive=self._alive,
                     stop=self._stop,
                 )
+
+
+class Sender(Lane):
+    """The outbox, sent on a thread of its own next to the worker's passes.
+
+    A forward leaves as soon as the transaction that decided it commits
+    (`poke`), instead of after the rest of the pass (up to
+    `GRIDLINE_INBOUND_PASS_SECONDS` of inbound under steady load, then the
+    deadline steps). It sends while anything is due, then waits to be poked.
+    Leases keep it from sending what another worker's sender holds.
+    """
+
+    name = "sender"
+
+    def __init__(
+        self,
+        rt: Runtime,
+        gateway: Gateway,
+        *,
+        alive: Callable[[], bool] | None = None,
+    ) -> None:
+        super().__init__(rt, alive=alive)
+        self._gateway = gateway
+        # Its sends overlap on these threads, kept from pass to pass.
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, rt.settings.outbox_concurrency), thread_name_prefix="gridline-send"
+        )
+
+    def step(self) -> bool:
+        drained = threading.Event()
+        sent = send_due(
+            self._rt, self._gateway, now=self._rt.clock(), pool=self._pool, drained=drained.set
+        )
+        # Busy unless the pass ran out of rows, or stopped at the sender's rate.
+        return bool(sent) and not drained.is_set() and "throttled" not in sent
+
+    def run_forever(self) -> None:
+        try:
+            super().run_forever()
+        finally:
+            self._pool.shutdown(wait=True)  # idle by now: a pass waits for its sends
+
+
+class OfficeWebhooks(Lane):
+    """Office webhooks on a lane of their own: a receiver that hangs or
+    trickles holds this thread, at most `GRIDLINE_WEBHOOK_TIMEOUT_SECONDS` an
+    attempt, never the routing, the deadlines or the SMS."""
+
+    name = "webhooks"
+
+    def step(self) -> bool:
+        done = office_webhooks.deliver_due(self._rt, limit=PASS_WEBHOOKS)
+        return sum(done.values()) >= PASS_WEBHOOKS
 
 
 def _outage(exc: Exception | None, was_down: bool, who: str) -> bool:
@@ -334,8 +365,8 @@ class WorkerThread:
 
     `wake` and `stop` may be given (events shared with the web process, for a
     worker in a child process: app/worker/process.py); `run_forever` is the
-    loop itself. Its outbox goes out on a `Sender` thread, told after each
-    commit.
+    loop itself. Its outbox goes out on a `Sender` thread and office
+    webhooks on an `OfficeWebhooks` thread, both told after each commit.
     """
 
     def __init__(
@@ -371,7 +402,14 @@ class WorkerThread:
 
     def run_forever(self) -> None:
         sender = Sender(self._rt, self._gateway, alive=self._alive)
+        hooks = OfficeWebhooks(self._rt, alive=self._alive)
         sender.start()
+        hooks.start()
+
+        def committed() -> None:
+            sender.poke()
+            hooks.poke()
+
         poll = self._rt.settings.worker_poll_seconds
         timed_at: float | None = None  # when the last pass did the timed work
         try:
@@ -384,7 +422,12 @@ class WorkerThread:
                 timed = timed_at is None or started - timed_at >= poll
                 try:
                     result = run_once(
-                        self._rt, self._gateway, send=False, committed=sender.poke, timed=timed
+                        self._rt,
+                        self._gateway,
+                        send=False,
+                        committed=committed,
+                        timed=timed,
+                        webhooks=False,
                     )
                 except Exception as exc:
                     failure, result = exc, PassResult()
@@ -400,6 +443,7 @@ class WorkerThread:
                     _idle(self._wake, seconds, alive=self._alive, stop=self._stop)
         finally:
             sender.stop()
+            hooks.stop()
 
 
 def _idle(wake: Any, seconds: float, *, alive: Callable[[], bool] | None, stop: Any) -> None:

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -47,6 +47,7 @@ class Receiver:
     secret: str = ""
     received: list[Received] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)  # status codes to give, then 200
+    on_request: Callable[[], object] | None = None  # called after each request is recorded
 
     def next_status(self) -> int:
         return self.answers.pop(0) if self.answers else 200
@@ -65,6 +66,8 @@ def receiver() -> Iterator[Receiver]:
                 valid = bool(state.secret) and verify(state.secret, headers, body)
                 state.received.append(Received(self.path, headers, body, valid))
                 status = state.next_status()
+                if state.on_request is not None:
+                    state.on_request()
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()
