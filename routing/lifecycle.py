@@ -74,6 +74,9 @@ _STEPS: tuple[tuple[str, frozenset[str], frozenset[str], str], ...] = (
     ("forward_rest", frozenset({"open"}), frozenset({"grid"}), "forward_rest"),
     ("resolve_reminder", frozenset({"claimed"}), frozenset(LEVELS), "remind"),
     ("undelivered", frozenset({"open"}), frozenset(LEVELS), "next_rung"),
+    # A reply to the resident that did not arrive: its writer is told, whatever
+    # the case has become since (a resolution note fails once it is resolved).
+    ("reply_undelivered", frozenset(STATUSES), frozenset(LEVELS), "tell_writer"),
 )
 STEP_KINDS = frozenset(kind for kind, *_ in _STEPS)
 

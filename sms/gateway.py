@@ -49,6 +49,12 @@ class TransientSendError(SendError):
         self.ambiguous = ambiguous
 
 
+# The longest body each provider takes in one message: Twilio refuses a
+# longer one for good (error 21617). The console prints anything, but keeps
+# to the same limit so that a demo shows what production would send.
+BODY_LIMITS: dict[str, int] = {"twilio": 1600, "console": 1600}
+
+
 class Gateway(Protocol):
     """An SMS provider. A gateway whose `send` may be called from several threads
     at once says so with a class attribute `concurrent = True` (optional: a

@@ -62,6 +62,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         # escalation engine (app/deadlines/ladder.py, app/deadlines/digests.py)
         "resent_top": "#{code} 仍无人签收（{level}）：{text}（回复“{code} 收到”签收）",
         "undelivered_next": "#{code} 原通知未能送达，请您接办：{text}（回复“{code} 收到”签收）",
+        "reply_undelivered": (
+            "#{code} 您发给居民的短信{outcome}，居民没有收到。请稍后再发，或联系街道值班。"
+        ),
         "overdue_digest": "{day}逾期诉求{count}件：{codes}。回复“编号 收到”签收。",
         "duty": "{grid}当前值班：{items}",
         "resolve_reminder": "#{code} 将于{due}到办结时限，请及时办结（回复“{code} 办结 说明”）。",
@@ -120,6 +123,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "undelivered_next": (
             '#{code} could not reach the first contact, please take it: {text} (reply "{code} ok")'
         ),
+        "reply_undelivered": (
+            "#{code} Your text to the resident {outcome}: they did not get it. "
+            "Try again later, or ask the town's duty office."
+        ),
         "overdue_digest": '{day}: {count} overdue requests: {codes}. Reply "CODE ok" to claim.',
         "duty": "On duty now in {grid}: {items}",
         "resolve_reminder": '#{code} is due by {due}; please resolve it ("{code} done <note>").',
@@ -140,6 +147,8 @@ WORDS: dict[str, dict[str, str]] = {
         "status.claimed": "处理中",
         "status.resolved": "已办结",
         "status.closed": "已结案",
+        "delivery.failed": "发送失败",
+        "delivery.undelivered": "未送达",
         "action.claim": "签收",
         "action.resolve": "办结",
         "action.escalate": "上报",
@@ -151,6 +160,7 @@ WORDS: dict[str, dict[str, str]] = {
         "no_reason": "未说明",
         "office": "办公室",
         "sep": "；",
+        "part": "（{n}/{total}）",
         "choice": "回复{n} {label}",
         "part.building": "楼幢号",
         "part.number": "门牌号",
@@ -167,6 +177,8 @@ WORDS: dict[str, dict[str, str]] = {
         "status.claimed": "is claimed",
         "status.resolved": "is resolved",
         "status.closed": "is closed",
+        "delivery.failed": "could not be sent",
+        "delivery.undelivered": "was not delivered",
         "action.claim": "claim",
         "action.resolve": "resolve",
         "action.escalate": "escalate",
@@ -178,6 +190,7 @@ WORDS: dict[str, dict[str, str]] = {
         "no_reason": "no reason given",
         "office": "office",
         "sep": "; ",
+        "part": "({n}/{total}) ",
         "choice": "reply {n} for {label}",
         "part.building": "building number",
         "part.number": "house number",

@@ -29,7 +29,7 @@ from app.delivery.send import send
 from app.directory import rosters
 from app.models.cases import Case, CaseEvent, CaseParticipant
 from app.models.deadlines import ScheduledStep
-from app.models.messages import OutboundMessage
+from app.models.messages import InboundMessage, OutboundMessage
 from routing import lifecycle
 from sms.phones import mask_phone
 from sms.templates import word
@@ -44,6 +44,8 @@ def fire(ctx: Ctx, case: Case, step: ScheduledStep, action: str) -> str:
         return _resend(ctx, case)
     if action == "next_rung":
         return _undelivered(ctx, case, step)
+    if action == "tell_writer":
+        return _reply_undelivered(ctx, case, step)
     if action == "remind":
         return _remind(ctx, case)
     if action == "forward_rest":
@@ -161,6 +163,35 @@ def _undelivered(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
     if case.level in ("grid", "town"):
         # Nobody else at this level: the next level is told now, not at the deadline.
         cases.escalate(ctx, case, Actor.system(), reason="notice not delivered", to_level="county")
+    return "fired"
+
+
+def _reply_undelivered(ctx: Ctx, case: Case, step: ScheduledStep) -> str:
+    """A reply to the resident did not arrive: on the case's timeline (what an
+    office that wrote it sees), and the member who texted it is told."""
+    outbound_id = (step.params or {}).get("outbound_id")
+    row = ctx.session.get(OutboundMessage, outbound_id) if outbound_id is not None else None
+    if row is None:
+        return "skipped"
+    # Refused by the gateway, or sent and then reported undelivered.
+    status = "failed" if row.status == "failed" else "undelivered"
+    inbound = ctx.session.get(InboundMessage, row.inbound_id) if row.inbound_id else None
+    writer = inbound.from_phone if inbound is not None else None
+    told = writer is not None and writer != case.resident_phone
+    cases.record(
+        ctx,
+        case,
+        "undelivered",
+        Actor.system(),
+        to=mask_phone(row.to_phone),
+        status=row.delivery_status or row.status,
+        reason="reply to the resident not delivered",
+        error=row.error_code,
+        notified=[mask_phone(writer)] if told and writer else [],
+    )
+    if told and writer:
+        outcome = word(f"delivery.{status}", ctx.locale)
+        send(ctx, case, writer, "reply_undelivered", code=case.code, outcome=outcome)
     return "fired"
 
 

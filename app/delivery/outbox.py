@@ -46,8 +46,9 @@ from sms.gateway import (
     TransientSendError,
     sends_concurrently,
 )
+from sms.parts import split
 from sms.phones import mask_phone, mask_phones_in_text
-from sms.templates import render
+from sms.templates import render, word
 
 log = logging.getLogger("gridline.outbox")
 
@@ -64,16 +65,53 @@ def enqueue(
     inbound_id: int | None = None,
     priority: int = PRIORITY_NORMAL,
     not_before: datetime | None = None,
+    max_chars: int | None = None,
 ) -> OutboundMessage:
     """Add an SMS to the outbox in the caller's transaction (written at its next
     flush: the SMS a change causes go in one INSERT); it is sent from
-    `not_before` on when given (quiet hours)."""
+    `not_before` on when given (quiet hours). A text longer than `max_chars`
+    (the provider's limit) becomes numbered parts, a row each, in order
+    (`sms.parts.split`); the first is returned."""
+    body = render(template, locale, **params)
+    parts = split(body, max_chars, marker=word("part", locale)) if max_chars else [body]
+    rows = [
+        _row(
+            to,
+            template,
+            params,
+            locale,
+            part,
+            now=now,
+            case_id=case_id,
+            inbound_id=inbound_id,
+            priority=priority,
+            not_before=not_before,
+        )
+        for part in parts
+    ]
+    session.add_all(rows)
+    return rows[0]
+
+
+def _row(
+    to: str,
+    template: str,
+    params: dict[str, Any],
+    locale: str,
+    body: str,
+    *,
+    now: datetime,
+    case_id: int | None,
+    inbound_id: int | None,
+    priority: int,
+    not_before: datetime | None,
+) -> OutboundMessage:
     row: dict[str, Any] = {
         "to_phone": to,
         "template": template,
         "params": params,
         "locale": locale,
-        "body": render(template, locale, **params),
+        "body": body,
         "case_id": case_id,
         "inbound_id": inbound_id,
         "priority": priority,
@@ -81,9 +119,7 @@ def enqueue(
         "next_attempt_at": max(now, not_before) if not_before is not None else now,
         "created_at": now,
     }
-    message = OutboundMessage(**row)
-    session.add(message)
-    return message
+    return OutboundMessage(**row)
 
 
 # Column widths of OutboundMessage/DeliveryAttempt: a longer code would make
@@ -219,6 +255,7 @@ def _lease_batch(
                 row.error_message = (
                     f"gave up after {row.attempts} attempts: the last lease expired unrecorded"
                 )
+                not_delivered(session, row, now=now)
                 log.error(
                     "SMS %s to %s: failed (%s)",
                     row.id,
@@ -381,6 +418,7 @@ def _apply(
         elif row.attempts >= backoff.max_attempts:
             row.status = "failed"
             row.error_message = _text(f"gave up after {row.attempts} attempts: {outcome.message}")
+            not_delivered(session, row, now=now)
         else:
             row.status = "pending"
             row.next_attempt_at = now + backoff.delay(row.attempts, rng=rng)

@@ -12,6 +12,7 @@ from app.delivery import quiet, suppression
 from app.delivery.outbox import enqueue
 from app.models.cases import Case
 from routing.delivery import priority_for
+from sms.gateway import BODY_LIMITS
 
 
 def send(ctx: Ctx, case: Case | None, to: str, template: str, **params: Any) -> None:
@@ -30,4 +31,5 @@ def send(ctx: Ctx, case: Case | None, to: str, template: str, **params: Any) -> 
         inbound_id=ctx.inbound_id,
         priority=priority,
         not_before=quiet.hold_until(ctx, case, to, template),
+        max_chars=BODY_LIMITS[ctx.rt.settings.sms_provider],
     )

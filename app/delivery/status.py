@@ -78,15 +78,26 @@ _CASE_NOTICES = frozenset(
 )
 
 
+# Texts to the resident that somebody wrote (a worker's or an office's reply,
+# a resolution note): whoever wrote one that does not arrive is told.
+RESIDENT_REPLIES = frozenset({"relay_resident", "resolved_resident"})
+
+
 def not_delivered(session: Session, row: OutboundMessage, *, now: datetime) -> None:
-    """A case notice was reported undelivered or failed: a step, due now, brings
-    in the next people on the ladder (the scheduler fires it on its next pass)."""
-    if row.case_id is None or row.template not in _CASE_NOTICES:
+    """A case notice, or a reply to the resident, failed for good or was
+    reported undelivered: a step, due now, brings in the next people on the
+    ladder or tells the writer (app/deadlines/ladder.py; the scheduler fires
+    it on its next pass)."""
+    if row.case_id is None:
+        return
+    if row.template in _CASE_NOTICES:
+        kind = "undelivered"
+    elif row.template in RESIDENT_REPLIES:
+        kind = "reply_undelivered"
+    else:
         return
     session.add(
-        ScheduledStep(
-            case_id=row.case_id, kind="undelivered", due_at=now, params={"outbound_id": row.id}
-        )
+        ScheduledStep(case_id=row.case_id, kind=kind, due_at=now, params={"outbound_id": row.id})
     )
 
 

@@ -148,3 +148,39 @@ def test_a_forward_the_gateway_refuses_texts_the_next_on_the_ladder(rt, city, cl
     run_once(rt, gateway)
     assert len(_events(rt, "undelivered")) == 1
     assert _case(rt).claim_due_at == clock.now - timedelta(minutes=1) + timedelta(minutes=30)
+
+
+def test_a_reply_the_resident_never_gets_is_told_to_its_writer_and_shown_on_the_case(
+    rt, city, clock
+):
+    """The worker's reply is refused for good: the worker is told, with the
+    case's code, and the timeline shows it (what an office sees)."""
+    gateway = RefusingGateway()
+    resident, worker = Phone(rt, gateway, RESIDENT), Phone(rt, gateway, WORKER_A)
+    resident.text("楼道灯坏了")
+    code = _case(rt).code
+    worker.text(f"{code} 收到")
+    gateway.refused.add(RESIDENT)  # the resident's number stops taking SMS
+    worker.text(f"{code} 师傅下午到")
+    run_once(rt, gateway)  # the undelivered step fires
+    assert (
+        worker.last()
+        == f"#{code} 您发给居民的短信发送失败，居民没有收到。请稍后再发，或联系街道值班。"
+    )
+    [event] = _events(rt, "undelivered")
+    assert event.detail["reason"] == "reply to the resident not delivered"
+    assert event.detail["error"] == "21211" and event.detail["notified"] == ["138****0001"]
+    assert _case(rt).status == "claimed"  # nothing else moved
+
+
+def test_a_reply_reported_undelivered_later_is_told_too(rt, city, client):
+    gateway = RecordingGateway()
+    resident, worker = Phone(rt, gateway, RESIDENT), Phone(rt, gateway, WORKER_A)
+    resident.text("楼道灯坏了")
+    code = _case(rt).code
+    worker.text(f"{code} 收到")
+    worker.text(f"{code} 办结 已换灯泡")
+    _report(client, _sid(rt, to=RESIDENT, template="resolved_resident"), "undelivered")
+    run_once(rt, gateway)
+    assert worker.last().startswith(f"#{code} 您发给居民的短信未送达")
+    assert [e.detail["status"] for e in _events(rt, "undelivered")] == ["undelivered"]

@@ -111,6 +111,9 @@ STEP_CASES = [
     ("resolve_reminder", "open", "grid", None),
     ("undelivered", "open", "town", "next_rung"),
     ("undelivered", "claimed", "grid", None),  # somebody has the case
+    ("reply_undelivered", "claimed", "grid", "tell_writer"),
+    ("reply_undelivered", "resolved", "town", "tell_writer"),
+    ("reply_undelivered", "closed", "county", "tell_writer"),  # the writer still learns
 ]
 
 

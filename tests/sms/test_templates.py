@@ -20,6 +20,7 @@ SAMPLE = {
     "reason": "需执法",
     "grid": "DH-JF-WS-03",
     "status": "处理中",
+    "outcome": "发送失败",
     "action": "签收",
     "codes": "#4821 #4822 #4823",
     "items": "#4821 处理中 路灯坏了",
