@@ -1,24 +1,35 @@
-"""Logging with phone numbers masked, whatever a message or its arguments hold."""
+"""Logging with phone numbers masked, whatever a message or its arguments hold,
+and secrets in query strings (`api_key=`, `token=`, …) blanked."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 from sms.phones import mask_phones_in_text
 from sms.twilio_gateway import quiet_twilio_logging
+
+# A secret passed as a query or form parameter (Open311's `api_key=` is one).
+_SECRET_PARAM = re.compile(
+    r"(?i)\b((?:api_?key|access_?token|token|password|secret|csrf_token)(?:=|%3D))[^&\s\"']+"
+)
+
+
+def mask_secrets(text: str) -> str:
+    return _SECRET_PARAM.sub(r"\1***", text)
 
 
 class MaskPhonesFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = mask_phones_in_text(message)
+        masked = mask_secrets(mask_phones_in_text(message))
         if masked != message or record.args:
             record.msg = masked
             record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_phones_in_text(record.exc_text)
+            record.exc_text = mask_secrets(mask_phones_in_text(record.exc_text))
         return True
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import html
 import re
 import unicodedata
+from urllib.parse import unquote
 
 import phonenumbers
 
@@ -77,9 +79,35 @@ def mask_phones_in_text(text: str) -> str:
     """Mask every phone-looking run of digits in free text (log lines).
 
     Runs of fewer than 7 digits (case codes like 4821, years, counts) and
-    dates are left as they are.
+    dates are left as they are. A number hidden by an encoding is found too:
+    percent-encoding (once or twice: a URL in a query string), JSON `\\u`
+    escapes, HTML entities, full-width digits. A text that holds one is
+    masked in its decoded form (the log line then reads decoded).
     """
+    masked = _mask_plain(text)
+    decoded = _decoded(masked)
+    remasked = _mask_plain(decoded)
+    return remasked if remasked != decoded else masked
 
+
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９＋－　", "0123456789+- ")
+
+
+def _decoded(text: str) -> str:
+    """`text` with the encodings a phone may hide behind undone."""
+    for _ in range(3):  # percent-encoding, possibly of percent-encoding
+        if "%" not in text:
+            break
+        text = unquote(text)
+    if "\\u" in text:
+        text = _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    if "&" in text:
+        text = html.unescape(text)
+    return text.translate(_FULL_WIDTH)
+
+
+def _mask_plain(text: str) -> str:
     def _sub(match: re.Match[str]) -> str:
         run = match.group("phone")
         if run is None:

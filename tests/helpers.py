@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import itertools
 import random
+import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -189,3 +192,16 @@ def wait_for(
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(pause)
+
+
+def unmasked_mobile(line: str, phone: str) -> bool:
+    """Whether `line` shows the mobile `phone` (national digits, e.g.
+    13758000013) in any encoding: percent-encoded once or twice, JSON `\\u`
+    escapes, HTML entities, full width, spaced or dashed. Written apart from
+    the masking it checks (sms/phones.py)."""
+    text = line
+    for _ in range(3):
+        text = unquote(text)
+    text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
+    text = unicodedata.normalize("NFKC", html.unescape(text))
+    return phone in re.sub(r"[\s\-+]", "", text)

@@ -25,6 +25,7 @@ from app.directory.apikeys import Caller
 from app.directory.offices import case_filter, visible_case
 from app.errors import Unprocessable
 from app.models.cases import Case
+from sms.phones import mask_phones_in_text
 from sms.templates import word
 
 router = APIRouter(prefix="/api/v1/open311", tags=["open311"])
@@ -92,7 +93,7 @@ def _request(case: Case, locale: str) -> dict[str, Any]:
         "status_notes": word(f"status.{case.status}", locale).removeprefix("is "),
         "service_name": case.category or GENERAL,
         "service_code": case.category or GENERAL,
-        "description": case.summary,
+        "description": mask_phones_in_text(case.summary),
         "agency_responsible": agency,
         "service_notice": f"#{case.code}",
         "requested_datetime": case.created_at.isoformat(),

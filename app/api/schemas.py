@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.cases.payload import CASE_EXAMPLE, CaseOut, case_fields
 from app.models.cases import Case, CaseEvent
+from sms.phones import mask_phones_in_text
 
 
 class TimelineEvent(BaseModel):
@@ -116,5 +117,17 @@ def _event(event: CaseEvent) -> dict[str, Any]:
         "kind": event.kind,
         "actor": event.actor,
         "channel": event.channel,
-        "detail": event.detail or {},
+        "detail": _masked(event.detail or {}),
     }
+
+
+def _masked(value: Any) -> Any:
+    """An event's detail with the phone numbers in its texts masked (a
+    resident's or a worker's message quoted in it)."""
+    if isinstance(value, str):
+        return mask_phones_in_text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.cases.names import display_name
 from app.models.cases import Case
-from sms.phones import mask_phone
+from sms.phones import mask_phone, mask_phones_in_text
 
 Status = Literal["awaiting_address", "open", "claimed", "resolved", "closed"]
 Level = Literal["grid", "town", "county", "city"]
@@ -88,7 +88,9 @@ def case_fields(session: Session, case: Case, locale: str) -> dict[str, Any]:
         "county": case.county.code if case.county else None,
         "priority": case.priority,
         "category": case.category,
-        "summary": case.summary,
+        # The resident's own words, with any phone number in them masked (the
+        # console shows them so; the API, Open311 and office webhooks too).
+        "summary": mask_phones_in_text(case.summary),
         "resident": mask_phone(case.resident_phone),
         "claimed_by": claimed_by,
         "rating": case.rating,

@@ -73,3 +73,16 @@ def test_requests_map_cases_and_respect_the_office(client, make_key, phone, cloc
     assert other.get(f"/api/v1/open311/requests/{normal['id']}.json").status_code == 404
     theirs = [r["service_request_id"] for r in other.get("/api/v1/open311/requests.json").json()]
     assert len(theirs) == 1 and str(normal["id"]) not in theirs
+
+
+def test_phone_numbers_in_a_residents_text_are_masked_everywhere_an_office_reads_it(
+    client, make_key, phone
+):
+    office = Api(client, make_key("DH-JF"))
+    phone(RESIDENT).text("楼道灯坏了，请打我女儿电话13912345678或0580-2021234")
+    case = office.get("/api/v1/cases").json()["items"][0]
+    detail = office.get(f"/api/v1/cases/{case['id']}").json()
+    listed = office.get("/api/v1/open311/requests.json").json()
+    for shown in (case["summary"], str(detail), listed[0]["description"]):
+        assert "13912345678" not in shown and "2021234" not in shown
+        assert "139****5678" in shown and "楼道灯坏了" in shown
