@@ -1,5 +1,6 @@
-"""Shared by the outbox tests (test_outbox, test_outbox_batch): the hotline, the
-backoff and lease they deliver with, numbered recipients, and the row helpers."""
+"""Shared by the outbox tests (test_outbox, test_outbox_batch, test_long_texts):
+the hotline, the backoff and lease they deliver with, numbered recipients, the
+row helpers, and the real twilio client pointed at the fake Twilio."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from app.delivery.outbox import deliver_due, enqueue
 from app.models.messages import OutboundMessage
 from app.runtime import Runtime
 from routing.delivery import PRIORITY_NORMAL, Backoff
+from sms.twilio_gateway import TwilioGateway
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
 HOTLINE = "+8657000000000"
 BACKOFF = Backoff(base_seconds=10, cap_seconds=300, max_attempts=4)
@@ -58,3 +61,15 @@ def deliver(
     rt: Runtime, gateway: object, now: datetime, backoff: Backoff = BACKOFF, **kwargs: object
 ) -> dict[str, int]:
     return deliver_due(rt.sessions, gateway, now=now, backoff=backoff, lease=LEASE, **kwargs)  # type: ignore[arg-type]
+
+
+def twilio_gateway(fake: FakeTwilio, *, timeout: float = 5.0) -> TwilioGateway:
+    """The real twilio client, sending to the fake Twilio over HTTP."""
+    return TwilioGateway(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        from_number=HOTLINE,
+        api_base=fake.base_url,
+        timeout=timeout,
+        status_callback="https://gridline.example.org/sms/status",
+    )

@@ -13,7 +13,7 @@ from app.models.deadlines import ScheduledStep
 from app.models.messages import OutboundMessage
 from app.runtime import Runtime
 from app.worker.loop import run_once
-from sms.gateway import OutgoingSms, PermanentSendError, SendResult
+from sms.gateway import OutgoingSms, PermanentSendError, SendResult, TransientSendError
 from tests.factories import COUNTY_OFFICE, RESIDENT, TOWN_OFFICE, WORKER_A, WORKER_B
 from tests.helpers import Phone, RecordingGateway, latest_case, signed_post
 
@@ -184,3 +184,26 @@ def test_a_reply_reported_undelivered_later_is_told_too(rt, city, client):
     run_once(rt, gateway)
     assert worker.last().startswith(f"#{code} 您发给居民的短信未送达")
     assert [e.detail["status"] for e in _events(rt, "undelivered")] == ["undelivered"]
+
+
+@dataclass
+class BusyGateway(RecordingGateway):
+    """Answers every SMS to some phones with a transient error, for ever."""
+
+    busy: set[str] = field(default_factory=set)
+
+    def send(self, sms: OutgoingSms) -> SendResult:
+        if sms.to in self.busy:
+            raise TransientSendError("service unavailable", code="503")
+        return super().send(sms)
+
+
+def test_a_forward_out_of_attempts_texts_the_next_on_the_ladder(rt, city):
+    rt.settings = rt.settings.model_copy(update={"outbox_max_attempts": 1})
+    gateway = BusyGateway(busy={WORKER_A})
+    Phone(rt, gateway, RESIDENT).text("窨井盖松动")  # one attempt: given up
+    run_once(rt, gateway)  # the undelivered step fires
+    assert gateway.to(WORKER_A) == []
+    assert any("未能送达" in b for b in gateway.to(WORKER_B))
+    [event] = _events(rt, "undelivered")
+    assert event.detail["status"] == "failed"

@@ -17,8 +17,9 @@ from app.runtime import Runtime
 from sms.gateway import BODY_LIMITS
 from sms.twilio_gateway import TwilioGateway
 from tests.factories import RESIDENT, WORKER_A, make_city
-from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.fake_twilio import FakeTwilio
 from tests.helpers import Phone, latest_case
+from tests.outbox_support import twilio_gateway
 
 PART = re.compile(r"^（(\d+)/(\d+)）")
 LIMIT = BODY_LIMITS["twilio"]
@@ -34,13 +35,7 @@ def fake() -> Iterator[FakeTwilio]:
 def twilio(fake: FakeTwilio, rt: Runtime) -> Iterator[TwilioGateway]:
     with unit_of_work(rt.sessions) as session:
         make_city(session)
-    gateway = TwilioGateway(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        from_number="+8657000000000",
-        api_base=fake.base_url,
-        timeout=5,
-    )
+    gateway = twilio_gateway(fake)
     yield gateway
     gateway.close()
 

@@ -24,8 +24,8 @@ from routing.delivery import PRIORITY_URGENT, Backoff
 from sms.gateway import OutgoingSms, SendResult, TransientSendError
 from sms.twilio_gateway import TwilioGateway
 from tests.conftest import Clock
-from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Hang, Status
-from tests.outbox_support import HOTLINE, LEASE, PhoneBlock, deliver, rows
+from tests.fake_twilio import FakeTwilio, Hang, Status
+from tests.outbox_support import HOTLINE, LEASE, PhoneBlock, deliver, rows, twilio_gateway
 
 _block = PhoneBlock("000")
 phone = _block.phone
@@ -36,17 +36,6 @@ add = _block.add
 def fake() -> Iterator[FakeTwilio]:
     with FakeTwilio.serve() as server:
         yield server
-
-
-def twilio_gateway(fake: FakeTwilio, *, timeout: float = 5.0) -> TwilioGateway:
-    return TwilioGateway(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        from_number=HOTLINE,
-        api_base=fake.base_url,
-        timeout=timeout,
-        status_callback="https://gridline.example.org/sms/status",
-    )
 
 
 @pytest.fixture

@@ -119,49 +119,42 @@ def test_sigkill_after_each_answer_keeps_what_was_answered(load_db: str, tmp_pat
             assert found
             csrf, cookies = found.group(1), httpx.Cookies(browser.cookies)
 
+        def api_post(path: str, body: dict[str, str]) -> Callable[[httpx.Client], httpx.Request]:
+            return lambda c: c.build_request("POST", path, json=body, headers=api)
+
+        def form_post(path: str, form: dict[str, str]) -> Callable[[httpx.Client], httpx.Request]:
+            data = {**form, "csrf_token": csrf}
+            return lambda c: c.build_request("POST", path, data=data, headers=origin)
+
+        def comments(case_id: int) -> object:
+            return (
+                select(func.count())
+                .select_from(CaseEvent)
+                .where(CaseEvent.case_id == case_id, CaseEvent.kind == "comment")
+            )
+
         actions: list[tuple[str, Callable[[httpx.Client], httpx.Request], object]] = [
             (
                 "API comment",
-                lambda c: c.build_request(
-                    "POST",
-                    f"/api/v1/cases/{cases[0]}/comment",
-                    json={"body": "已联系"},
-                    headers=api,
-                ),
-                select(func.count())
-                .select_from(CaseEvent)
-                .where(CaseEvent.case_id == cases[0], CaseEvent.kind == "comment"),
+                api_post(f"/api/v1/cases/{cases[0]}/comment", {"body": "已联系"}),
+                comments(cases[0]),
             ),
             (
                 "API claim",
-                lambda c: c.build_request(
-                    "POST", f"/api/v1/cases/{cases[1]}/claim", json={}, headers=api
-                ),
+                api_post(f"/api/v1/cases/{cases[1]}/claim", {}),
                 select(func.count()).where(Case.id == cases[1], Case.status == "claimed"),
             ),
             (
                 "console reveal",
-                lambda c: c.build_request(
-                    "POST",
-                    f"/console/cases/{cases[2]}/reveal",
-                    data={"purpose": "电话回访居民", "csrf_token": csrf},
-                    headers=origin,
-                ),
+                form_post(f"/console/cases/{cases[2]}/reveal", {"purpose": "电话回访居民"}),
                 select(func.count())
                 .select_from(AuditEntry)
                 .where(AuditEntry.case_id == cases[2], AuditEntry.action == "reveal_phone"),
             ),
             (
                 "console note",
-                lambda c: c.build_request(
-                    "POST",
-                    f"/console/cases/{cases[3]}/note",
-                    data={"body": "已电话联系", "csrf_token": csrf},
-                    headers=origin,
-                ),
-                select(func.count())
-                .select_from(CaseEvent)
-                .where(CaseEvent.case_id == cases[3], CaseEvent.kind == "comment"),
+                form_post(f"/console/cases/{cases[3]}/note", {"body": "已电话联系"}),
+                comments(cases[3]),
             ),
         ]
         for what, request, saved in actions:
