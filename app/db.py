@@ -6,11 +6,13 @@ the CLI command or the worker, and the caller disposes of it.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.sqlite_writer import WriterConnection
@@ -41,7 +43,12 @@ def _sqlite_begin(conn: Any) -> None:
     # (app/sqlite_writer.py).
     raw = conn.connection.dbapi_connection
     if isinstance(raw, WriterConnection):
-        raw.begin_immediate()
+        try:
+            raw.begin_immediate()
+        except sqlite3.OperationalError as exc:
+            # Raised in an event hook, SQLAlchemy would not wrap it: without this
+            # a lock held past the timeout is a 500, not "unavailable, retry".
+            raise sa_exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 

@@ -62,6 +62,8 @@ class Runtime:
         if settings.database_url.startswith("postgresql"):
             # An unreachable server must fail fast enough for the webhook to spool.
             kwargs["connect_args"] = {"connect_timeout": settings.database_connect_timeout_seconds}
+        else:
+            kwargs["connect_args"] = {"timeout": settings.sqlite_lock_timeout_seconds}
         engine = make_engine(settings.database_url, **kwargs)
         return cls(
             settings=settings,

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # GRIDLINE_DATABASE_CONNECT_TIMEOUT_SECONDS: how long a PostgreSQL connect may
     # take before the webhook spools instead (the gateway gives up after 15 s).
     database_connect_timeout_seconds: int = Field(default=5, ge=1)
+    # GRIDLINE_SQLITE_LOCK_TIMEOUT_SECONDS: how long a writer waits for SQLite's
+    # one write lock; then the webhook spools, and the API and console answer 503.
+    sqlite_lock_timeout_seconds: float = Field(default=10.0, gt=0)
     # GRIDLINE_INBOUND_FLOOD_PER_MINUTE: more messages than this from one number
     # within a minute are stored but not acted on one by one; the sender gets one
     # "slow down" SMS. Team members are never throttled. 0 = off. See

@@ -30,9 +30,25 @@ def polygon(geometry: Mapping[str, Any]) -> BaseGeometry:
         geom = shape(geometry)
     except Exception as exc:  # shapely raises several types for malformed input
         raise InvalidGeometry(f"malformed {kind}: {exc}") from exc
+    polygons = geometry["coordinates"] if kind == "MultiPolygon" else [geometry["coordinates"]]
+    for rings in polygons:
+        for ring in rings:
+            _check_ring(ring)
     if geom.is_empty or not geom.is_valid:
         raise InvalidGeometry(f"{kind} is empty or invalid (self-intersecting?)")
     return geom
+
+
+def _check_ring(ring: Any) -> None:
+    """RFC 7946: a ring is closed (its last position is its first), and every
+    position is a longitude and latitude on Earth; shapely would close an open
+    ring silently and take any number, so a typo could cover the planet."""
+    if ring[0] != ring[-1]:
+        raise InvalidGeometry(f"ring not closed: it starts at {ring[0]} and ends at {ring[-1]}")
+    for position in ring:
+        lon, lat = float(position[0]), float(position[1])
+        if not (math.isfinite(lon) and math.isfinite(lat)) or abs(lon) > 180 or abs(lat) > 90:
+            raise InvalidGeometry(f"position {position} is not [longitude, latitude] on Earth")
 
 
 def parse_location(params: Mapping[str, Any] | None) -> tuple[float, float] | None:

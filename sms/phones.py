@@ -38,6 +38,23 @@ def normalize_phone(raw: str, *, region: str = "CN") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def same_number(a: str, b: str, *, region: str = "CN") -> bool:
+    """Whether two spellings name one number: `+86 580 202 1234` is `05802021234`.
+
+    A short code or service number (`12345`, a 106… number) is not a valid
+    phone number to `phonenumbers`; such numbers are compared by their digits.
+    """
+    try:
+        return normalize_phone(a, region=region) == normalize_phone(b, region=region)
+    except InvalidPhone:
+        return _digits(a) == _digits(b) != ""
+
+
+def _digits(raw: str) -> str:
+    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", raw or ""))
+    return digits[2:] if digits.startswith("00") else digits
+
+
 @functools.lru_cache(maxsize=65536)
 def mask_phone(phone: str) -> str:
     """Mask a phone for logs and for people who must not see it: `138****8000`.

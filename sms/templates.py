@@ -48,6 +48,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "escalated_ok": "#{code} 已上报{level}。",
         "transferred_ok": "#{code} 已转至{grid}。",
         "unknown_grid": "未找到网格“{grid}”，请核对网格编码。",
+        "transfer_out_of_area": (
+            "{grid}不在本区县，不能直接转办。如需跨区县，请回复“{code} 上报 原因”。"
+        ),
         "unknown_code": "未找到办理中的诉求#{code}。回复“列表”查看您的诉求。",
         "not_on_case": "您不是诉求#{code}的办理人员。",
         "not_allowed": "诉求#{code}{status}，不能{action}。",
@@ -109,6 +112,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "escalated_ok": "#{code} escalated to {level}.",
         "transferred_ok": "#{code} moved to {grid}.",
         "unknown_grid": 'No grid "{grid}". Check the grid code.',
+        "transfer_out_of_area": (
+            '{grid} is in another county: no transfer there. Reply "{code} escalate reason".'
+        ),
         "unknown_code": 'No open request #{code}. Reply "list" for yours.',
         "not_on_case": "You are not on request #{code}.",
         "not_allowed": "Request #{code} {status}: cannot {action}.",

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.api import idempotency
@@ -20,6 +20,7 @@ from app.api.schemas import (
     ClaimBody,
     CommentBody,
     EscalateBody,
+    IsoTime,
     MessageBody,
     ResolveBody,
     TransferBody,
@@ -61,7 +62,7 @@ def list_cases(
     grid: Annotated[str | None, Query(max_length=64, description="grid code")] = None,
     town: Annotated[str | None, Query(max_length=64, description="town code")] = None,
     updated_since: Annotated[
-        AwareDatetime | None, Query(description="ISO-8601 with a zone; changed at or after")
+        IsoTime | None, Query(description="ISO-8601 with a zone; changed at or after")
     ] = None,
     cursor: Annotated[
         str | None,

@@ -16,10 +16,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from app.api.deps import AUTH_ERRORS, READ_ERRORS, bearer, resolve_caller
+from app.api.schemas import IsoTime
 from app.deps import RuntimeDep, SessionDep
 from app.directory.apikeys import Caller
 from app.directory.offices import case_filter, visible_case
@@ -145,8 +146,8 @@ def requests(
         str | None, Query(max_length=1000, pattern=r"^[0-9]{1,9}(,[0-9]{1,9})*$")
     ] = None,
     service_code: Annotated[str | None, Query(max_length=64)] = None,
-    start_date: AwareDatetime | None = None,
-    end_date: AwareDatetime | None = None,
+    start_date: IsoTime | None = None,
+    end_date: IsoTime | None = None,
     status: Literal["open", "closed"] | None = None,
 ) -> list[dict[str, Any]]:
     """Requests of the office's area, newest first: by default the last 90 days, at most 1000."""

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from app.cases.payload import CASE_EXAMPLE, CaseOut, case_fields
 from app.models.cases import Case, CaseEvent
 from sms.phones import mask_phones_in_text
+
+
+def _not_a_number(value: Any) -> Any:
+    """Pydantic reads `0.5` or `1700000000` as Unix time; a time in this API is
+    ISO-8601 text with its zone, so a bare number is a mistake to refuse."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+(\.[0-9]*)?\s*", value)
+    ):
+        raise ValueError("expected ISO-8601 with a zone (2026-11-25T10:00:00+08:00), not a number")
+    return value
+
+
+# A time parameter: ISO-8601 with a zone, never a bare number.
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 
 
 class TimelineEvent(BaseModel):

@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.api.deps import AUTH_ERRORS, CallerDep
+from app.api.schemas import IsoTime
 from app.deps import RuntimeDep, SessionDep
 from app.directory.offices import Office, case_filter
 from app.errors import Unprocessable
@@ -163,12 +164,10 @@ def stats(
     session: SessionDep,
     rt: RuntimeDep,
     from_: Annotated[
-        AwareDatetime | None,
+        IsoTime | None,
         Query(alias="from", description="cases opened at or after (default: `to` − 30 days)"),
     ] = None,
-    to: Annotated[
-        AwareDatetime | None, Query(description="cases opened before (default: now)")
-    ] = None,
+    to: Annotated[IsoTime | None, Query(description="cases opened before (default: now)")] = None,
     group_by: GroupBy | None = None,
 ) -> dict[str, Any]:
     """Cases opened in [from, to) in the office's area: counts by status and level,

@@ -11,6 +11,7 @@ from app.console.render import render, translator
 from app.console.router import router
 from app.db import unit_of_work
 from app.deps import RuntimeDep
+from app.runtime import Runtime
 
 COOKIE_PATH = "/console"
 
@@ -82,10 +83,17 @@ def login_submit(request: Request, rt: RuntimeDep, form: FormDep) -> Response:
         token,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=_secure(request, rt),
         path=COOKIE_PATH,
     )
     return response
+
+
+def _secure(request: Request, rt: Runtime) -> bool:
+    """Whether the browser reaches us over HTTPS: this request's scheme, or, behind
+    a proxy that ends TLS and forwards plain HTTP, the public URL's."""
+    public = (rt.settings.public_url or "").lower()
+    return request.url.scheme == "https" or public.startswith("https://")
 
 
 @router.post("/logout")
@@ -93,5 +101,7 @@ def logout_submit(request: Request, ctx: CsrfDep, rt: RuntimeDep) -> Response:
     with unit_of_work(rt.sessions) as session:
         logout(session, request.cookies.get(SESSION_COOKIE), now=rt.clock())
     response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    response.delete_cookie(
+        SESSION_COOKIE, path=COOKIE_PATH, secure=_secure(request, rt), httponly=True
+    )
     return response

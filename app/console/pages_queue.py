@@ -3,9 +3,7 @@ refresh and CSV export of the office's cases."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -21,6 +19,7 @@ from app.cases import changes as case_service
 from app.cases import lookups as case_lookups
 from app.console.audit import write_audit
 from app.console.auth import CsrfDep, FormDep, StaffContext, StaffDep
+from app.console.csv_out import csv_response
 from app.console.labels import area, assignee, countdown, level_labels, status_labels
 from app.console.queue import (
     VIEWS,
@@ -260,31 +259,28 @@ def export(
         )
     )
     tz = rt.settings.tz
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for case in cases:
 
-        def _t(value: datetime | None) -> str:
-            return value.astimezone(tz).isoformat(timespec="minutes") if value else ""
+    def _t(value: datetime | None) -> str:
+        return value.astimezone(tz).isoformat(timespec="minutes") if value else ""
 
-        writer.writerow(
-            [
-                case.code,
-                case.id,
-                _t(case.created_at),
-                area(case),
-                case.category or "",
-                case.status,
-                case.level,
-                case.priority,
-                _t(case.claim_due_at),
-                _t(case.resolve_due_at),
-                assignee(session, case, ctx.lang),
-                mask_phone(case.resident_phone),
-                _csv_safe(mask_phones_in_text(case.summary or "")),
-            ]
-        )
+    rows = [
+        [
+            case.code,
+            case.id,
+            _t(case.created_at),
+            area(case),
+            case.category or "",
+            case.status,
+            case.level,
+            case.priority,
+            _t(case.claim_due_at),
+            _t(case.resolve_due_at),
+            assignee(session, case, ctx.lang),
+            mask_phone(case.resident_phone),
+            mask_phones_in_text(case.summary or ""),
+        ]
+        for case in cases
+    ]
     write_audit(
         session,
         ctx,
@@ -293,17 +289,5 @@ def export(
         detail={"filters": filters.params(), "rows": len(cases)},
     )
     stamp = now.astimezone(tz).strftime("%Y%m%d-%H%M")
-    # A BOM so that spreadsheet programs read the Chinese as UTF-8.
-    return Response(
-        ("\ufeff" + buffer.getvalue()).encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="cases-{ctx.office.code}-{stamp}.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-def _csv_safe(text: str) -> str:
-    """Residents' words cannot become spreadsheet formulas."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    # Every cell is neutralised: names and addresses come from imported files too.
+    return csv_response(f"cases-{ctx.office.code}-{stamp}.csv", CSV_COLUMNS, rows)

@@ -63,6 +63,7 @@ EVENT_TYPES: dict[str, str] = {
     "reopened": "case.reopened",
     "closed": "case.closed",
     "comment": "case.commented",
+    "undelivered": "case.undelivered",  # a reply to the resident never arrived
 }
 WEBHOOK_EVENTS = tuple(sorted(set(EVENT_TYPES.values())))
 _ERROR_WIDTH = 2000

@@ -137,6 +137,10 @@ def read_csv(path: Path, columns: Sequence[str], errors: FileErrors) -> list[Csv
             if len(cells) != len(names):
                 errors.add(line, f"expected {len(names)} columns, found {len(cells)}")
                 continue
+            nul = [n for n, c in zip(names, cells, strict=True) if "\x00" in c]
+            if nul:  # PostgreSQL cannot store it in text, SQLite would: refuse on both
+                errors.add(line, f"a NUL character in column '{nul[0]}' (is it a binary file?)")
+                continue
             rows.append(CsvRow(line, {n: c.strip() for n, c in zip(names, cells, strict=True)}))
     except csv.Error as exc:
         errors.add(previous + 1, f"unreadable CSV: {exc}")

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import unit_of_work
+from app.directory.offices import CITY_CODE
 from app.errors import ImportFailed
 from app.importer.csv_rows import (
     CsvRow,
@@ -179,6 +180,9 @@ def _load_regions(
             ok = False
         elif level and level != "county" and not parent:
             errors.add(row.line, f"a {level} needs a parent_code")
+            ok = False
+        if code.upper() == CITY_CODE:
+            errors.add(row.line, f"code '{code}' is reserved for the city office")
             ok = False
         if code and not first_seen(seen, code, row, f"code '{code}'", errors):
             ok = False

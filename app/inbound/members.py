@@ -130,6 +130,11 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
             if grid is None or grid.level != "grid":
                 _reply(ctx, sender, "unknown_grid", case, grid=cmd.arg)
                 return case
+            if directory.ancestor_at(grid, "county") != case.county:
+                # As the API keeps an office to its area, an SMS transfer stays
+                # in the case's county: crossing it is the county office's call.
+                _reply(ctx, sender, "transfer_out_of_area", case, code=case.code, grid=grid.name)
+                return case
             cases.transfer(ctx, case, actor, grid=grid)
         else:
             if not cmd.arg:

@@ -57,7 +57,13 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
     # Keep the resident's own words (full-width punctuation and all) for people.
     text = body.strip() or parsed.text
     active = case_lookups.lock(session, case_lookups.active_case_of_resident(session, phone))
-    if active is not None and active.status == "awaiting_address":
+    awaiting = active is not None and active.status == "awaiting_address"
+    if not text.strip() and not (awaiting and location_of(session, ctx.inbound_id)):
+        # An empty text (a blank send, a picture without words) says nothing to
+        # act on: no case and nothing relayed; the sender is told how to ask.
+        send(ctx, active, phone, "help_resident")
+        return active
+    if active is not None and awaiting:
         return _try_address(ctx, active, text)
     if active is not None:
         return _append(ctx, active, text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -30,7 +31,7 @@ from app.errors import BadRequest, DomainError, Forbidden, PayloadTooLarge, Unsu
 from app.intake.spool import Spool
 from app.intake.store import InboundSms, store
 from app.runtime import Runtime
-from sms.phones import InvalidPhone, mask_phone, normalize_phone
+from sms.phones import InvalidPhone, mask_phone, normalize_phone, same_number
 from sms.signature import is_valid_signature, signed_url
 
 log = logging.getLogger("gridline.web")
@@ -135,6 +136,14 @@ async def sms_inbound(request: Request) -> Response:
         sender = normalize_phone(form.get("From", ""), region=rt.settings.default_region)
     except InvalidPhone as exc:
         raise BadRequest(f"From is not a phone number: {exc}") from exc
+    to = form.get("To", "")
+    hotline = rt.settings.hotline_number
+    if len(to) > 32:  # the column's width; every real number is far shorter
+        raise BadRequest("To is longer than 32 characters")
+    if to and hotline and not same_number(to, hotline, region=rt.settings.default_region):
+        # Another number's texts pointed at this webhook (a misconfigured
+        # second number): they are not the hotline's to answer from it.
+        raise BadRequest(f"To {mask_phone(to)} is not the hotline number (GRIDLINE_HOTLINE_NUMBER)")
     body = form.get("Body", "")
     if len(body) > MAX_BODY_CHARS:
         raise BadRequest(f"Body longer than {MAX_BODY_CHARS} characters")
@@ -143,7 +152,7 @@ async def sms_inbound(request: Request) -> Response:
     sms = InboundSms(
         message_sid=sid,
         from_phone=sender,
-        to_phone=form.get("To") or None,
+        to_phone=to or None,
         body=body,
         params=extra,
         received_at=rt.clock(),
@@ -219,8 +228,68 @@ def install_sms_webhooks(app: FastAPI) -> None:
     for error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(error, database_down)
     app.add_api_route(
-        INBOUND_PATH, sms_inbound, methods=["POST"], response_class=Response, tags=["sms"]
+        INBOUND_PATH,
+        sms_inbound,
+        methods=["POST"],
+        response_class=Response,
+        tags=["sms"],
+        responses={
+            200: {
+                "description": "Stored (or a SID stored before): empty TwiML.",
+                "content": {"text/xml": {}},
+            },
+            400: _refusal("MessageSid, From, To or Body missing or invalid; or not UTF-8."),
+            **WEBHOOK_REFUSALS,
+        },
+        openapi_extra=_form_body(
+            {"MessageSid", "From", "To", "Body", "Latitude", "Longitude", "NumMedia"}
+        ),
     )
     app.add_api_route(
-        STATUS_PATH, sms_status, methods=["POST"], response_class=Response, tags=["sms"]
+        STATUS_PATH,
+        sms_status,
+        methods=["POST"],
+        response_class=Response,
+        tags=["sms"],
+        responses={
+            204: {"description": "Recorded (kept until its SID is known, if it is not yet)."},
+            400: _refusal("MessageSid or MessageStatus missing; or not UTF-8."),
+            **WEBHOOK_REFUSALS,
+        },
+        openapi_extra=_form_body({"MessageSid", "MessageStatus", "ErrorCode"}),
     )
+
+
+def _refusal(description: str) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+        "required": ["error", "detail"],
+    }
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _form_body(fields: set[str]) -> dict[str, Any]:
+    """The gateway's form-encoded body, for the API docs (read by `read_form`)."""
+    properties = {name: {"type": "string"} for name in sorted(fields)}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "properties": properties}
+                }
+            },
+        }
+    }
+
+
+WEBHOOK_REFUSALS: dict[int | str, dict[str, Any]] = {
+    403: _refusal("No X-Twilio-Signature, or one that does not match the body and URL."),
+    413: _refusal("The body is larger than GRIDLINE_MAX_REQUEST_BYTES."),
+    415: _refusal("The body is not application/x-www-form-urlencoded."),
+    503: {
+        **_refusal("The database is unreachable (and, inbound, the spool too): retry."),
+        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+    },
+}

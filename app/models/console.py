@@ -29,7 +29,7 @@ class Staff(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    # A town or county region code, or `CITY` (see app/offices.py).
+    # A town or county region code, or `CITY` (see app/directory/offices.py).
     office_code: Mapped[str] = mapped_column(String(64), index=True)
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)

@@ -30,7 +30,7 @@ class ScheduledStep(Base):
     done_at: Mapped[datetime | None]
     # fired, or cancelled (the case moved on before the step was due)
     outcome: Mapped[str | None] = mapped_column(String(16))
-    # A worker's lease (see app/scheduler.py): `lease_token` counts leases and
+    # A worker's lease (see app/deadlines/scheduler.py): `lease_token` counts leases and
     # fences a worker whose lease was taken over after it expired.
     lease_until: Mapped[datetime | None]
     lease_token: Mapped[int] = mapped_column(default=0)

@@ -24,14 +24,14 @@ class InboundMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    # Its indexes (a sender's recent messages; the waiting ones) are in
-    # app/models_reliability.py.
+    # Its indexes (a sender's recent messages; the waiting ones) are below.
     from_phone: Mapped[str] = mapped_column(String(32))
     to_phone: Mapped[str | None] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime]
-    # received -> processed | failed | throttled (a flood: kept, not acted on; app/guards.py)
+    # received -> processed | failed | throttled (a flood: kept, not acted on;
+    # app/inbound/guards.py)
     status: Mapped[str] = mapped_column(String(16), default="received")
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
@@ -42,7 +42,7 @@ class OutboundMessage(Base):
     """The outbox: every SMS we send, written with the change that caused it."""
 
     __tablename__ = "outbound_messages"
-    # Its queue index (status, priority, due time) is in app/models_reliability.py.
+    # Its queue index (status, priority, due time) is below.
 
     id: Mapped[int] = mapped_column(primary_key=True)
     to_phone: Mapped[str] = mapped_column(String(32), index=True)
@@ -132,7 +132,7 @@ Index(
 Index("ix_inbound_messages_sender_recent", InboundMessage.from_phone, InboundMessage.received_at)
 
 
-# The worker's next batch (app/inbound.py): the waiting messages in order, and
+# The worker's next batch (app/inbound/queue.py): the waiting messages in order, and
 # each sender's oldest waiting one. Partial: they hold only the backlog, so
 # they stay small and cheap to keep. They replace indexes on status and on
 # from_phone: with those, PostgreSQL's planner, its statistics taken before a

@@ -30,7 +30,7 @@ class ApiKey(Base):
     # The visible start of the key (`gl_1a2b3c4d`): finds the row, names the key.
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
-    # A town or county region code, or `CITY` (see app/offices.py).
+    # A town or county region code, or `CITY` (see app/directory/offices.py).
     office_code: Mapped[str] = mapped_column(String(64), index=True)
     scope: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -106,6 +106,9 @@ def test_filters_and_cursor_pages(client, make_key, phone, clock, rt):
     assert county.get("/api/v1/cases", cursor="garbage!").status_code == 422
     assert county.get("/api/v1/cases", status="lost").status_code == 422
     assert county.get("/api/v1/cases", updated_since="2026-11-25T02:00:00").status_code == 422
+    for number in ("0.5", "1764036000", " -1 "):  # not taken for Unix time
+        refused = county.get("/api/v1/cases", updated_since=number)
+        assert refused.status_code == 422 and "ISO-8601" in refused.text, number
     assert county.get("/api/v1/cases", limit=0).status_code == 422
 
 

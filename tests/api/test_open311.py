@@ -62,6 +62,8 @@ def test_requests_map_cases_and_respect_the_office(client, make_key, phone, cloc
     assert ids(service_code="general") == [str(normal["id"])]
     assert ids(service_request_id=f"{normal['id']},999") == [str(normal["id"])]
     assert ids(end_date="2026-11-01T00:00:00Z") == []
+    number = office.get("/api/v1/open311/requests.json", start_date="0.5")
+    assert number.status_code == 422 and "ISO-8601" in number.text
     one = office.get(f"/api/v1/open311/requests/{normal['id']}.json").json()
     assert len(one) == 1 and one[0]["service_request_id"] == str(normal["id"])
 

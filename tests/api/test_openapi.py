@@ -17,6 +17,7 @@ from schemathesis import GenerationMode
 
 from tests.api.conftest import Api
 from tests.factories import RESIDENT
+from tests.helpers import new_sid, signed_post
 
 EXAMPLES_PER_OPERATION = 6
 
@@ -75,3 +76,22 @@ def test_api_answers_as_documented(client, city, phone, make_key):
     assert len(walked) >= 20, walked
     timeline = api.get(f"/api/v1/cases/{real['case_id']}").json()["timeline"]
     assert {"comment", "claimed"} & {e["kind"] for e in timeline}  # the actions acted
+
+
+def test_the_gateway_webhooks_answer_as_documented(client):
+    # Each refusal a gateway webhook can give must be in the document, so a
+    # client generated from it (or schemathesis) knows it.
+    paths = client.get("/openapi.json").json()["paths"]
+    body = {"MessageSid": new_sid(), "From": RESIDENT, "Body": "x", "MessageStatus": "sent"}
+    for path in ("/sms/inbound", "/sms/status"):
+        documented = set(paths[path]["post"]["responses"])
+        answers = {
+            signed_post(client, path, {**body, "MessageSid": ""}).status_code,  # 400
+            signed_post(client, path, body, signature="forged").status_code,  # 403
+            signed_post(client, path, {**body, "Pad": "a" * 70_000}).status_code,  # 413
+            client.post(path, json=body).status_code,  # 415
+            signed_post(client, path, body).status_code,  # 200 / 204
+        }
+        assert len(answers) == 5, answers
+        assert {str(code) for code in answers} <= documented, (path, answers, documented)
+        assert "application/x-www-form-urlencoded" in paths[path]["post"]["requestBody"]["content"]

@@ -76,3 +76,4 @@ def test_stats_window_and_validation(client, make_key, phone, clock):
     assert bad.status_code == 422
     assert office.get("/api/v1/stats", group_by="county").status_code == 422
     assert office.get("/api/v1/stats", to="2026-11-01T00:00:00").status_code == 422
+    assert office.get("/api/v1/stats", to="1764036000").status_code == 422

@@ -23,7 +23,7 @@ from app.runtime import Runtime
 from tests.api.conftest import city, make_key, phone, work  # noqa: F401  (shared fixtures)
 
 PASSWORD = "correct horse battery"
-ORIGIN = "http://testserver"
+ORIGIN = "https://testserver"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -31,7 +31,8 @@ class Console:
     """A browser of one staff member: its own cookie jar, forms with their token."""
 
     def __init__(self, app: FastAPI) -> None:
-        self.client = TestClient(app, follow_redirects=False)
+        # HTTPS, as a browser reaches the console: the session cookie is Secure.
+        self.client = TestClient(app, base_url=ORIGIN, follow_redirects=False)
         self.csrf = ""
 
     def login(self, username: str, password: str = PASSWORD, **headers: str) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.console.accounts import MAX_FAILURES_PER_USERNAME, disable_staff, staff_by_username
@@ -30,6 +31,27 @@ def test_login_sets_a_session_cookie_and_stores_only_its_hash(app, rt, make_staf
     assert staff.password_hash.startswith("$argon2id$") and PASSWORD not in staff.password_hash
     page = console.get("/console")
     assert page.status_code == 200 and name in page.text
+
+
+def test_the_session_cookie_is_secure_when_the_public_url_is_https(app, rt, make_staff):
+    # Behind a proxy that ends TLS the app sees plain HTTP; the browser is on
+    # GRIDLINE_PUBLIC_URL's https, so the cookie must be Secure all the same.
+    assert rt.settings.public_url.startswith("https://")
+    name = make_staff("DH-JF", "handler")
+    plain = TestClient(app, base_url="http://testserver", follow_redirects=False)
+    r = plain.post(
+        "/console/login",
+        data={"username": name, "password": PASSWORD},
+        headers={"Origin": "http://testserver"},
+    )
+    assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+    rt.settings.public_url = "http://gridline.internal"
+    r = plain.post(
+        "/console/login",
+        data={"username": name, "password": PASSWORD},
+        headers={"Origin": "http://testserver"},
+    )
+    assert r.status_code == 303 and "Secure" not in r.headers["set-cookie"]
 
 
 def test_without_a_session_the_console_redirects_to_the_login_page(app):

@@ -12,8 +12,10 @@ from sqlalchemy import select
 from app.db import unit_of_work
 from app.models.cases import Case, CaseEvent
 from app.models.console import AuditEntry
+from app.models.directory import Region
 from app.models.messages import OutboundMessage
 from tests.console.conftest import make_case
+from tests.factories import make_member
 
 CARD_RE = re.compile(r'data-view="(\w+)"[^>]*>\s*<span class="n">(\d+)</span>')
 ROW_RE = re.compile(r'<tr data-id="(\d+)"')
@@ -238,6 +240,19 @@ def test_csv_export_masks_phones_and_is_audited(browser, rt, clock):
     assert audit[0].office_code == "DH-JF" and audit[0].detail["rows"] == 4
     assert audit[0].detail["filters"] == {"view": "to_claim"}
     assert audit[0].client_ip
+
+
+def test_every_cell_of_the_export_is_safe_from_spreadsheet_formulas(browser, rt, clock):
+    # Names come from imported files: a member named like a formula claims a case.
+    with unit_of_work(rt.sessions) as s:
+        grid = s.scalar(select(Region).where(Region.code == "DH-01"))
+        make_member(s, phone="+8613900000777", name="=HYPERLINK(1)", unit=grid)
+        make_case(s, grid="DH-01", code="1011", status="claimed", claimed_by="+8613900000777")
+    supervisor = browser("DH-JF", "supervisor", "zhou")
+    text = supervisor.post("/console/export", {"view": "all"}).content.decode("utf-8-sig")
+    row = next(r for r in csv.DictReader(io.StringIO(text)) if r["code"] == "1011")
+    assert row["assignee"] == "'=HYPERLINK(1)"
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row.values())
 
 
 def test_queue_masks_phones_and_collapses_on_phones(browser, rt, phone):

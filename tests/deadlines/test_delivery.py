@@ -8,9 +8,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.db import unit_of_work
+from app.directory.apikeys import create_key
 from app.models.cases import Case, CaseEvent, CaseParticipant
 from app.models.deadlines import ScheduledStep
 from app.models.messages import OutboundMessage
+from app.models.offices import WebhookDelivery
 from app.runtime import Runtime
 from app.worker.loop import run_once
 from sms.gateway import OutgoingSms, PermanentSendError, SendResult, TransientSendError
@@ -171,6 +174,29 @@ def test_a_reply_the_resident_never_gets_is_told_to_its_writer_and_shown_on_the_
     assert event.detail["reason"] == "reply to the resident not delivered"
     assert event.detail["error"] == "21211" and event.detail["notified"] == ["138****0001"]
     assert _case(rt).status == "claimed"  # nothing else moved
+
+
+def test_an_office_whose_message_never_arrives_is_told_by_its_webhook(rt, city, client):
+    gateway = RefusingGateway(refused={RESIDENT})
+    Phone(rt, gateway, RESIDENT).text("楼道灯坏了")
+    with unit_of_work(rt.sessions) as session:
+        _row, key = create_key(session, office_code="DH-JF", scope="write", now=rt.clock())
+    headers = {"Authorization": f"Bearer {key}"}
+    rt.settings.webhook_allow_private = True  # the receiver's URL is on loopback
+    hook = {"url": "http://127.0.0.1:9/x", "events": ["case.undelivered"]}
+    assert client.post("/api/v1/webhooks", json=hook, headers=headers).status_code == 201
+    case_id = _case(rt).id
+    sent = client.post(
+        f"/api/v1/cases/{case_id}/message", json={"body": "明天上午来修"}, headers=headers
+    )
+    assert sent.status_code == 200, sent.text
+    run_once(rt, gateway, webhooks=False)  # refused for good
+    run_once(rt, gateway, webhooks=False)  # the undelivered step fires
+    [event] = _events(rt, "undelivered")
+    assert event.detail["notified"] == []  # no phone of the office's to text
+    with rt.sessions() as s:
+        deliveries = s.scalars(select(WebhookDelivery)).all()
+    assert [(d.event_type, d.case_id) for d in deliveries] == [("case.undelivered", case_id)]
 
 
 def test_a_reply_reported_undelivered_later_is_told_too(rt, city, client):

@@ -334,6 +334,16 @@ ERROR_CASES: dict[str, Case] = {
         R,
         ["regions.csv:3: unknown level 'district' (county, town, community or grid)"],
     ),
+    "the city office's code": Case(
+        {R: ["N1,新网格,grid,DH-JF-WS", "city,市本级,county,"]},
+        R,
+        ["regions.csv:3: code 'city' is reserved for the city office"],
+    ),
+    "a NUL byte": Case(
+        {P: ["13900000001,王\x00五,翁山新村3幢,,"]},
+        P,
+        ["residents.csv:2: a NUL character in column 'name' (is it a binary file?)"],
+    ),
     "county with a parent": Case(
         {R: ["N1,新区,county,DH"]},
         R,

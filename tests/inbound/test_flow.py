@@ -23,6 +23,7 @@ from tests.factories import (
     WORKER_B,
     WORKER_C,
     make_city,
+    make_region,
 )
 from tests.helpers import Phone, latest_case
 
@@ -118,6 +119,21 @@ def test_unplaced_sender_is_asked_and_the_answer_routes_and_is_remembered(rt, ph
         resident = s.scalar(select(Resident).where(Resident.phone == STRANGER))
         assert resident.grid.code == "DH-01" and resident.address_source == "sms"
         assert resident.address_confirmed_at is not None
+
+
+def test_an_empty_text_opens_no_case_and_relays_nothing(rt, phones, gateway):
+    stranger, resident = phones(STRANGER), phones(RESIDENT)
+    stranger.text("  ")
+    with rt.sessions() as s:
+        assert s.scalars(select(Case)).all() == []
+    assert "直接发送您的诉求" in stranger.last()
+    resident.text("路灯不亮")
+    case = _case(rt)
+    before = _events(rt, case.id)
+    resident.text("")
+    assert _events(rt, case.id) == before  # nothing appended, nothing forwarded
+    assert len(gateway.to(WORKER_A)) == 1
+    assert "直接发送您的诉求" in resident.last()
 
 
 def test_claim_relay_resolve_and_rate(rt, phones, gateway):
@@ -279,6 +295,21 @@ def test_transfer_moves_the_case_to_another_grid(rt, phones, gateway):
     assert "已转至翁山二网格" in a.last()
     a.text(f"{code} 转 NOPE-9")
     assert "未找到网格" in a.last()
+
+
+def test_a_member_cannot_transfer_a_case_out_of_its_county(rt, phones, gateway):
+    with unit_of_work(rt.sessions) as session:
+        county = make_region(session, code="PT", name="普陀区", level="county")
+        town = make_region(session, code="PT-SJM", name="沈家门街道", level="town", parent=county)
+        make_region(session, code="PT-01", name="沈家门一网格", level="grid", parent=town)
+    resident, a = phones(RESIDENT), phones(WORKER_A)
+    resident.text("人行道破损")
+    code = _case(rt).code
+    a.text(f"{code} 转 PT-01")
+    case = _case(rt)
+    assert case.grid.code == "DH-01" and case.status == "open"
+    assert "transferred" not in _events(rt, case.id)
+    assert "不在本区县" in a.last() and f"{code} 上报" in a.last()
 
 
 def test_list_help_unknown_code_and_outsiders(rt, phones, gateway):

@@ -172,6 +172,15 @@ def test_a_location_outside_every_grid_asks(rt, gateway, shapes):
     assert case.routing_evidence["location"]["reason"] == "outside every grid"
 
 
+def test_a_location_shared_without_words_answers_the_address_question(rt, gateway, shapes):
+    text(rt, gateway, STRANGER, "路灯不亮")
+    assert case_of(rt).status == "awaiting_address"
+    text(rt, gateway, STRANGER, "", IN_GRID_2)
+    case = case_of(rt)
+    assert case.status == "open" and case.grid.code == "DH-02"
+    assert case.summary == "路灯不亮"
+
+
 def test_grids_geojson_errors_name_the_feature_and_write_nothing(rt, city, tmp_path: Path):
     bad = json.loads(geojson(("DH-01", SQUARE_1), ("NOPE", SQUARE_2), ("DH-JF", SQUARE_2)))
     bad["features"].append({"type": "Feature", "properties": {"code": "DH-02"}, "geometry": None})

@@ -129,6 +129,10 @@ def test_bad_requests_get_4xx_with_a_reason(client, rt):
         ({"From": "+8613700000001", "Body": "no sid"}, 400, "MessageSid"),
         (webhook_params(sender="not-a-phone", body="x"), 400, "From"),
         (webhook_params(sender="+8613700000001", body="长" * 1601), 400, "Body"),
+        # A To wider than its column was a 500 on PostgreSQL (SQLite stored it).
+        (webhook_params(sender="+8613700000001", body="x", To="+86" + "5" * 31), 400, "To"),
+        # Another number's texts are not the hotline's (it answers from itself).
+        (webhook_params(sender="+8613700000001", body="x", To="+8613800138000"), 400, "hotline"),
     ]
     for params, status, word in cases:
         response = signed_post(client, "/sms/inbound", params)
@@ -137,6 +141,12 @@ def test_bad_requests_get_4xx_with_a_reason(client, rt):
     json_body = client.post("/sms/inbound", json={"From": "x"})
     assert json_body.status_code == 415
     assert _count(rt, InboundMessage) == 0
+
+
+def test_the_hotline_in_another_spelling_is_the_hotline(client, rt):
+    params = webhook_params(sender="+8613700000001", body="路灯坏了", To="+86 570 0000 0000")
+    assert signed_post(client, "/sms/inbound", params).status_code == 200
+    assert _count(rt, InboundMessage) == 1
 
 
 def test_oversized_body_is_413(client, rt):

@@ -47,6 +47,22 @@ def test_multipolygons_and_invalid_shapes() -> None:
 
 
 @pytest.mark.parametrize(
+    ("ring", "why"),
+    [
+        ([[122.0, 30.0], [122.1, 30.0], [122.1, 30.1], [122.0, 30.1]], "not closed"),
+        ([[-1e308, -89], [1e308, -89], [1e308, 89], [-1e308, 89], [-1e308, -89]], "on Earth"),
+        ([[122.0, 30.0], [122.1, 30.0], [122.1, 91.0], [122.0, 30.0]], "on Earth"),
+    ],
+)
+def test_open_rings_and_positions_off_the_earth_are_refused(ring, why) -> None:
+    with pytest.raises(InvalidGeometry, match=why):
+        polygon({"type": "Polygon", "coordinates": [ring]})
+    hole_ok = square(122.0, 30.0)["coordinates"]
+    with pytest.raises(InvalidGeometry, match=why):
+        polygon({"type": "MultiPolygon", "coordinates": [hole_ok, [ring]]})
+
+
+@pytest.mark.parametrize(
     ("params", "expected"),
     [
         ({"Latitude": "30.005", "Longitude": "122.105"}, (30.005, 122.105)),

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sms.phones import InvalidPhone, mask_phone, mask_phones_in_text, normalize_phone
+from sms.phones import (
+    InvalidPhone,
+    mask_phone,
+    mask_phones_in_text,
+    normalize_phone,
+    same_number,
+)
 
 
 @pytest.mark.parametrize(
@@ -169,3 +175,19 @@ def test_no_phone_survives_masking(parts: list[tuple[str, str]], tail: str) -> N
         assert phone not in masked
     assert "13800138000" not in masked.replace(" ", "").replace("-", "")
     assert "2021234" not in masked
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("+865802021234", "0580-2021234", True),
+        ("+86 138 0013 8000", "13800138000", True),
+        ("+8613800138000", "+8613800138001", False),
+        ("12345", "１２３４５", True),  # a service number: by its digits
+        ("12345", "12346", False),
+        ("", "", False),
+        ("+8657000000000", "0086 570 0000 0000", True),
+    ],
+)
+def test_same_number(a: str, b: str, same: bool) -> None:
+    assert same_number(a, b) is same
