@@ -184,6 +184,11 @@ AUTO_REPLIES = frozenset(
         "not_allowed",
         "no_open_case",
         "several_cases",
+        "which_case",
+        "claim_first",
+        "member_opt_out",
+        "member_opt_out_alone",
+        "transfer_out_of_area",
         "need_text",
         "unknown_grid",
         "already_claimed",
@@ -195,7 +200,7 @@ AUTO_REPLIES = frozenset(
     }
 )
 # Texts that carry the sender's own words on to somebody else.
-ECHOES = frozenset({"forward_append", "relay_resident"})
+ECHOES = frozenset({"forward_append", "relay_resident", "member_opt_out_office"})
 
 
 def guarded(template: str, *, to_sender: bool) -> bool:

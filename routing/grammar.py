@@ -203,6 +203,26 @@ def parse_worker(text: str) -> WorkerCommand:
     )
 
 
+# What phones send by themselves: a driving mode, an out-of-office rule, a
+# busy reply. Such a text from a team member is never relayed to a resident.
+_AUTOMATIC = re.compile(
+    r"自动回复|自动答复|正在开车|驾驶中|开车中|正在开会|会议中|暂时无法(接听|回复)|稍后(回复|联系)"
+    r"|auto[- ]?reply|automatic reply|out of (the )?office|i'?m driving|i am driving"
+    r"|currently unavailable",
+    re.IGNORECASE,
+)
+
+
+def looks_automatic(text: str) -> bool:
+    """Whether `text` reads as a phone's automatic reply, not a person's words."""
+    return bool(_AUTOMATIC.search(_Folded(_display(text)).text))
+
+
+def is_opt_out(text: str) -> bool:
+    """Whether `text` is only an opt-out word (退订, TD, STOP…)."""
+    return parse_resident(text).intent is ResidentIntent.STOP
+
+
 _SATISFIED = {"1", "满意", "很满意", "非常满意", "satisfied", "yes", "y"}
 _NOT_SATISFIED = {"2", "不满意", "很不满意", "非常不满意", "not satisfied", "no", "n"}
 _STOP = {"退订", "td", "stop", "unsubscribe", "cancel"}

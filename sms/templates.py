@@ -56,6 +56,13 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "not_allowed": "诉求#{code}{status}，不能{action}。",
         "no_open_case": "您当前没有办理中的诉求。回复“帮助”查看指令。",
         "several_cases": "您有多件办理中的诉求，请在回复前加编号：{codes}",
+        "which_case": "未转给居民：请在内容前加编号，如“{code} 内容”。您办理中的诉求：{codes}",
+        "claim_first": "诉求#{code}尚未签收，内容未转给居民。请先回复“{code} 收到”签收后再发。",
+        "member_opt_out": "值班短信不能退订，诉求仍会发给您；已告知{unit}。",
+        "member_opt_out_alone": "值班短信不能退订，诉求仍会发给您。如需调整，请联系街道。",
+        "member_opt_out_office": (
+            "{name}回复了“{text}”。值班短信照常发送；如需停发，请调整名册或排班。"
+        ),
         "list": "办理中：{items}",
         "help_worker": (
             "指令：编号 收到｜编号 内容(答复居民)｜编号 办结 说明｜"
@@ -120,6 +127,22 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "not_allowed": "Request #{code} {status}: cannot {action}.",
         "no_open_case": 'You have no open requests. Reply "help" for commands.',
         "several_cases": "You have several open requests; start your reply with one: {codes}",
+        "which_case": (
+            'Not sent to the resident: put the code first, e.g. "{code} your text". Yours: {codes}'
+        ),
+        "claim_first": (
+            "Request #{code} is not claimed: nothing was sent to the resident. "
+            'Reply "{code} ok" first.'
+        ),
+        "member_opt_out": (
+            "Duty texts cannot be stopped; requests still come to you. {unit} is told."
+        ),
+        "member_opt_out_alone": (
+            "Duty texts cannot be stopped; requests still come to you. Ask your town office."
+        ),
+        "member_opt_out_office": (
+            '{name} replied "{text}". Duty texts go on; change the roster to stop them.'
+        ),
         "list": "Open: {items}",
         "help_worker": (
             "CODE ok | CODE <text> | CODE done <note> | CODE esc <reason> | CODE move <grid> | list"

@@ -17,7 +17,15 @@ from app.directory import lookups as directory
 from app.directory import rosters
 from app.errors import Conflict
 from app.models.cases import Case
-from routing.grammar import Action, WorkerCommand, normalize_text, parse_worker
+from app.models.directory import Region
+from routing.grammar import (
+    Action,
+    WorkerCommand,
+    is_opt_out,
+    looks_automatic,
+    normalize_text,
+    parse_worker,
+)
 from sms.phones import mask_phone
 from sms.templates import word
 
@@ -48,6 +56,16 @@ def _target_case(ctx: Ctx, sender: str, cmd: WorkerCommand) -> tuple[Case | None
     mine = case_lookups.cases_of_participant(session, sender)
     if not mine:
         _reply(ctx, sender, "no_open_case")
+        return None, cmd
+    if cmd.action is Action.RELAY:
+        # Words without a code reach a resident only on the one case the
+        # sender claimed themselves: "在吗" or a patrol note must not be sent
+        # to a stranger, nor claim a case by accident.
+        claimed = [c for c in mine if c.status == "claimed" and c.claimed_by == sender]
+        if len(claimed) == 1:
+            return claimed[0], cmd
+        codes = " ".join(f"#{c.code}" for c in mine[:8])
+        _reply(ctx, sender, "which_case", code=mine[0].code, codes=codes)
         return None, cmd
     if len(mine) > 1:
         codes = " ".join(f"#{c.code}" for c in mine[:8])
@@ -97,6 +115,14 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
         answer_duty(ctx, sender)
         return None
 
+    if cmd.action is Action.RELAY and looks_automatic(cmd.arg):
+        # A phone's own auto-reply: relayed to nobody, and not answered (an
+        # answer would start the two phones talking).
+        log.info("%s: an automatic reply, not relayed", mask_phone(sender))
+        return None
+    if cmd.action is Action.RELAY and is_opt_out(cmd.arg):
+        _member_opt_out(ctx, sender, cmd.arg)
+        return None
     case, cmd = _target_case(ctx, sender, cmd)
     case = case_lookups.lock(session, case)
     if case is None:
@@ -140,12 +166,40 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
             if not cmd.arg:
                 _reply(ctx, sender, "need_text", case)
                 return case
+            if case.status == "open":  # claiming is always explicit
+                _reply(ctx, sender, "claim_first", case, code=case.code)
+                return case
             cases.relay(ctx, case, actor, text=original_suffix(body, cmd.arg))
     except Conflict:
         status = word(f"status.{case.status}", locale)
         _reply(ctx, sender, "not_allowed", case, code=case.code, status=status, action=action_word)
     log.info("%s: %s on #%s", mask_phone(sender), cmd.action.value, case.code)
     return case
+
+
+def _member_opt_out(ctx: Ctx, sender: str, text: str) -> None:
+    """A member's 退订 stops nothing of their duty: they are told so, and the
+    office above them (on duty now) is told, which can change the roster."""
+    session = ctx.session
+    units = [m.unit for m in directory.members_by_phone(session, sender) if m.unit is not None]
+    offices: list[Region] = []
+    for unit in units:
+        office = unit if unit.level in ("town", "county") else directory.ancestor_at(unit, "town")
+        if office is not None and office not in offices:
+            offices.append(office)
+    name = names.display_name(session, sender, ctx.locale)
+    told: set[str] = set()
+    for office in offices:
+        on_duty, _from_roster = rosters.on_duty(session, office, now=ctx.now, tz=ctx.rt.settings.tz)
+        for member in on_duty:
+            if member.phone != sender and member.phone not in told:
+                told.add(member.phone)
+                send(ctx, None, member.phone, "member_opt_out_office", name=name, text=text)
+    if told:
+        _reply(ctx, sender, "member_opt_out", unit=offices[0].name)
+    else:  # an outside contact, or an office with nobody else: no one to tell
+        _reply(ctx, sender, "member_opt_out_alone")
+    log.info("%s: opt-out word from a member; %d office phones told", mask_phone(sender), len(told))
 
 
 def answer_duty(ctx: Ctx, sender: str) -> None:

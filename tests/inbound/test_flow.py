@@ -196,18 +196,76 @@ def test_resident_follow_up_goes_to_the_claimant(rt, phones, gateway):
         assert len(s.scalars(select(Case)).all()) == 1
 
 
-def test_text_without_code_applies_to_the_only_case_and_lists_several(rt, phones, gateway):
-    a = phones(WORKER_A)
-    phones(RESIDENT).text("第一件事")
+def test_text_without_code_goes_only_to_the_one_case_the_member_claimed(rt, phones, gateway):
+    resident, stranger, a = phones(RESIDENT), phones(STRANGER), phones(WORKER_A)
+    resident.text("第一件事")
     first = _case(rt).code
     a.text("收到")
     assert _case(rt).claimed_by == WORKER_A
 
-    phones(STRANGER).text("翁山新村3幢 第二件事")
+    stranger.text("翁山新村3幢 第二件事")
     second = _case(rt).code
-    a.text("我马上过去")
+    a.text("我马上过去")  # one case claimed by A: it goes there, and only there
+    assert resident.last() == gateway.to(RESIDENT)[-1] and "我马上过去" in resident.last()
+    assert not any("我马上过去" in body for body in gateway.to(STRANGER))
+    assert _case(rt).status == "open"  # the second is not claimed by accident
+
+    a.text(f"{second} 收到")
+    a.text("十分钟后到")  # two claimed: which one?
     reply = a.last()
-    assert f"#{first}" in reply and f"#{second}" in reply
+    assert f"#{first}" in reply and f"#{second}" in reply and "未转给居民" in reply
+    assert not any("十分钟后到" in body for body in gateway.to(RESIDENT) + gateway.to(STRANGER))
+
+
+def test_words_without_a_code_never_reach_a_resident_nor_claim_a_case(rt, phones, gateway):
+    resident, a = phones(RESIDENT), phones(WORKER_A)
+    resident.text("楼道灯坏了")
+    code = _case(rt).code
+    before = len(gateway.to(RESIDENT))
+    for words in ("在吗", "asdf", "巡查：3幢门口有积水"):
+        a.text(words)
+        assert "未转给居民" in a.last() and f"#{code}" in a.last()
+    a.text(f"{code} 师傅下午到")  # with its code, but nobody claimed it yet
+    assert "尚未签收" in a.last() and f"“{code} 收到”" in a.last()
+    assert len(gateway.to(RESIDENT)) == before
+    case = _case(rt)
+    assert case.status == "open" and case.claimed_by is None
+    assert "claimed" not in _events(rt, case.id) and "relayed" not in _events(rt, case.id)
+
+
+def test_a_phones_auto_reply_is_relayed_to_nobody_and_not_answered(rt, phones, gateway):
+    resident, a = phones(RESIDENT), phones(WORKER_A)
+    resident.text("楼道灯坏了")
+    code = _case(rt).code
+    a.text(f"{code} 收到")
+    sent = len(gateway.sent)
+    for auto in (
+        "【自动回复】我正在开车，稍后联系您",
+        "Auto-reply: I'm driving",
+        "正在开会，稍后回复",
+    ):
+        a.text(auto)
+    assert len(gateway.sent) == sent
+    assert "relayed" not in _events(rt, _case(rt).id)
+
+
+def test_a_members_opt_out_stops_no_duty_and_the_town_is_told(rt, phones, gateway):
+    resident, a, town = phones(RESIDENT), phones(WORKER_A), phones(TOWN_OFFICE)
+    resident.text("楼道灯坏了")
+    code = _case(rt).code
+    before = len(gateway.to(RESIDENT))
+    a.text("退订")
+    assert "值班短信不能退订" in a.last() and "解放街道" in a.last()
+    assert town.last() == "张伟回复了“退订”。值班短信照常发送；如需停发，请调整名册或排班。"
+    assert len(gateway.to(RESIDENT)) == before  # nothing reached the resident
+    with rt.sessions() as s:
+        assert s.scalar(select(Resident).where(Resident.phone == WORKER_A)) is None
+    phones(STRANGER).text("翁山新村3幢 水管漏水")
+    assert "水管漏水" in a.last()  # duty texts go on
+    assert _case(rt).code != code
+    county = phones(COUNTY_OFFICE)  # nobody else on its duty: nobody to tell
+    county.text("TD")
+    assert county.last() == "值班短信不能退订，诉求仍会发给您。如需调整，请联系街道。"
 
 
 def test_bare_number_that_is_not_a_code_is_plain_text(rt, phones, gateway):

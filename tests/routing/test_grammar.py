@@ -10,6 +10,8 @@ from routing.grammar import (
     Action,
     ResidentIntent,
     WorkerCommand,
+    is_opt_out,
+    looks_automatic,
     normalize_text,
     parse_resident,
     parse_worker,
@@ -386,3 +388,28 @@ def test_parsing_the_normalised_text_gives_the_same_command(text: str) -> None:
     assert parse_worker(parsed.text) == parsed
     resident = parse_resident(text)
     assert parse_resident(resident.text) == resident
+
+
+@pytest.mark.parametrize(
+    ("text", "automatic"),
+    [
+        ("【自动回复】您好，我正在开车，稍后联系您", True),
+        ("正在开会，稍后回复", True),
+        ("Auto-reply: I'm driving", True),
+        ("ＡＵＴＯ ＲＥＰＬＹ", True),
+        ("I am out of the office until Monday", True),
+        ("师傅下午到，请家里留人", False),
+        ("开车过去要十分钟", False),
+        ("在吗", False),
+    ],
+)
+def test_a_phones_automatic_reply_is_recognised(text: str, automatic: bool) -> None:
+    assert looks_automatic(text) is automatic
+
+
+@pytest.mark.parametrize(
+    ("text", "opt_out"),
+    [("退订", True), ("TD", True), ("ｓｔｏｐ", True), ("退订了吗", False), ("不要退订", False)],
+)
+def test_an_opt_out_word_alone(text: str, opt_out: bool) -> None:
+    assert is_opt_out(text) is opt_out
