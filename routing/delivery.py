@@ -175,6 +175,8 @@ AUTO_REPLIES = frozenset(
         "ask_choice",
         "ask_part",
         "help_resident",
+        "status_resident",
+        "status_none",
         "help_worker",
         "opted_out",
         "opted_in",

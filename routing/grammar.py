@@ -48,6 +48,7 @@ class ResidentIntent(StrEnum):
     STOP = "stop"
     START = "start"
     HELP = "help"
+    STATUS = "status"
     TEXT = "text"
 
 
@@ -228,6 +229,7 @@ _NOT_SATISFIED = {"2", "不满意", "很不满意", "非常不满意", "not sati
 _STOP = {"退订", "td", "stop", "unsubscribe", "cancel"}
 _START = {"订阅", "start", "unstop", "subscribe"}
 _RESIDENT_HELP = {"帮助", "help", "?", "info"}
+_RESIDENT_STATUS = {"进度", "查询", "查进度", "查询进度", "status"}
 # A rating word may be followed by a reason: "不满意，还没修好".
 _RATING_PREFIX = re.compile(
     r"^(非常不满意|很不满意|不满意|非常满意|很满意|满意)[ ,.;!:、，。：；！]"
@@ -246,6 +248,8 @@ def parse_resident(text: str) -> ResidentMessage:
     bare = clean.lower().strip(_SEPARATORS)
     if bare in _RESIDENT_HELP:
         return ResidentMessage(ResidentIntent.HELP, shown)
+    if bare in _RESIDENT_STATUS:
+        return ResidentMessage(ResidentIntent.STATUS, shown)
     if bare in _STOP:
         return ResidentMessage(ResidentIntent.STOP, shown)
     if bare in _START:

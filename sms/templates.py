@@ -27,6 +27,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "resolved_resident": "您的诉求#{code}已办结：{note}。满意请回复1，不满意请回复2。",
         "rated_thanks": "感谢您的评价，诉求#{code}已结案。",
         "reopened_resident": "抱歉未能让您满意，诉求#{code}已重新办理。",
+        "escalated_resident": "您的诉求#{code}已上报{level}办理。",
+        "transferred_resident": "您的诉求#{code}已转至{team}办理。",
+        "status_resident": "您的诉求：{items}。如需补充，直接回复内容。",
+        "status_none": "您当前没有办理中的诉求，直接发送内容即可反映新问题。",
         "help_resident": (
             "直接发送您的诉求即可，我们会转给您所在网格。办结后回复1满意、2不满意；回复TD退订通知。"
         ),
@@ -97,6 +101,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "resolved_resident": "Request #{code} resolved: {note}. Reply 1 if satisfied, 2 if not.",
         "rated_thanks": "Thank you. Request #{code} is closed.",
         "reopened_resident": "Sorry. Request #{code} has been reopened.",
+        "escalated_resident": "Request #{code} has gone up to {level}.",
+        "transferred_resident": "Request #{code} is now with {team}.",
+        "status_resident": "Your requests: {items}. Reply to add details.",
+        "status_none": "You have no open request. Text us to report one.",
         "help_resident": (
             "Text your request and we pass it to your grid team. Reply 1/2 to rate, TD to opt out."
         ),
@@ -184,6 +192,7 @@ WORDS: dict[str, dict[str, str]] = {
         "action.transfer": "转办",
         "action.relay": "答复",
         "team": "{grid}服务团队",
+        "case_state": "#{code} {status}（{team}，{since}起）",
         "resident": "居民{phone}",
         "resident_named": "居民{name}({phone})",
         "no_reason": "未说明",
@@ -214,6 +223,7 @@ WORDS: dict[str, dict[str, str]] = {
         "action.transfer": "move",
         "action.relay": "reply",
         "team": "{grid} team",
+        "case_state": "#{code} {status} ({team}, since {since})",
         "resident": "resident {phone}",
         "resident_named": "{name} ({phone})",
         "no_reason": "no reason given",

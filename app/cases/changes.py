@@ -395,6 +395,9 @@ def escalate(
             reason=reason,
             text=case.summary,
         )
+    # The resident knows who has it now, in one line (not why: reasons are internal).
+    where = office.name if office is not None else level_word
+    send(ctx, case, case.resident_phone, "escalated_resident", code=case.code, level=where)
     # The town gets the rest of the claim window; the top of the ladder is re-sent.
     schedule(ctx, case, *after_escalation(policy_of(ctx, case), to_level=target, now=ctx.now))
     if actor.phone:
@@ -415,6 +418,8 @@ def transfer(ctx: Ctx, case: Case, actor: Actor, *, grid: Region) -> None:
     forward_to_grid(ctx, case, text=case.summary)
     if actor.phone:
         send(ctx, case, actor.phone, "transferred_ok", code=case.code, grid=grid.name)
+    team = team_name(case, ctx.locale)
+    send(ctx, case, case.resident_phone, "transferred_resident", code=case.code, team=team)
 
 
 def close(ctx: Ctx, case: Case, actor: Actor, *, rating: int | None) -> None:

@@ -57,6 +57,17 @@ def active_case_of_resident(session: Session, phone: str) -> Case | None:
     )
 
 
+def live_cases_of_resident(session: Session, phone: str) -> list[Case]:
+    """The resident's cases not yet closed, newest first."""
+    return list(
+        session.scalars(
+            select(Case)
+            .where(Case.resident_phone == phone, Case.status.in_(LIVE_STATUSES))
+            .order_by(Case.id.desc())
+        )
+    )
+
+
 def resolved_case_of_resident(session: Session, phone: str) -> Case | None:
     return session.scalar(
         select(Case)

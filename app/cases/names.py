@@ -25,6 +25,18 @@ def team_name(case: Case, locale: str) -> str:
     return word("team", locale, grid=case.grid.name)
 
 
+def holder_name(case: Case, locale: str) -> str:
+    """Who has the case at its level: the grid's team, the town or the county
+    office (by name), or the city office."""
+    if case.level == "town" and case.town is not None:
+        return case.town.name
+    if case.level == "county" and case.county is not None:
+        return case.county.name
+    if case.level == "city":
+        return word("level.city", locale)
+    return team_name(case, locale)
+
+
 def resident_label(ctx: Ctx, case: Case) -> str:
     resident = ctx.session.get(Resident, case.resident_id) if case.resident_id else None
     phone = mask_phone(case.resident_phone)

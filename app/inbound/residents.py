@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.cases import changes as cases
 from app.cases import lookups as case_lookups
+from app.cases import names
 from app.context import Actor, Ctx
 from app.deadlines import ladder
 from app.delivery.send import send
@@ -15,6 +16,7 @@ from app.models.cases import Case
 from app.models.directory import Region, Resident
 from routing.grammar import ResidentIntent, parse_resident
 from routing.policy import policy_snapshot
+from sms.templates import word
 
 
 def _resident(session: Session, phone: str) -> Resident | None:
@@ -40,6 +42,8 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
     if parsed.intent is ResidentIntent.HELP:
         send(ctx, None, phone, "help_resident")
         return None
+    if parsed.intent is ResidentIntent.STATUS:
+        return _answer_status(ctx, phone)
     if parsed.intent in (ResidentIntent.SATISFIED, ResidentIntent.NOT_SATISFIED):
         resolved = case_lookups.lock(
             session, case_lookups.resolved_case_of_resident(session, phone)
@@ -68,6 +72,29 @@ def handle_resident(ctx: Ctx, phone: str, body: str) -> Case | None:
     if active is not None:
         return _append(ctx, active, text)
     return open_case(ctx, phone, text)
+
+
+def _answer_status(ctx: Ctx, phone: str) -> Case | None:
+    """`进度` / `查询` / `status`: the resident's live cases, each with its state,
+    who has it and since when (the newest first, as many as fit)."""
+    live = case_lookups.live_cases_of_resident(ctx.session, phone)
+    if not live:
+        send(ctx, None, phone, "status_none")
+        return None
+    tz = ctx.rt.settings.tz
+    items = word("sep", ctx.locale).join(
+        word(
+            "case_state",
+            ctx.locale,
+            code=c.code,
+            status=word(f"status.{c.status}", ctx.locale),
+            team=names.holder_name(c, ctx.locale),
+            since=c.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
+        )
+        for c in live[:4]
+    )
+    send(ctx, live[0], phone, "status_resident", items=items)
+    return live[0]
 
 
 def open_case(ctx: Ctx, phone: str, text: str) -> Case:

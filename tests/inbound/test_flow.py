@@ -136,6 +136,27 @@ def test_an_empty_text_opens_no_case_and_relays_nothing(rt, phones, gateway):
     assert "直接发送您的诉求" in resident.last()
 
 
+def test_a_resident_asks_where_their_case_stands(rt, phones, gateway, clock):
+    resident, stranger, a = phones(RESIDENT), phones(STRANGER), phones(WORKER_A)
+    stranger.text("查询")
+    assert stranger.last() == "您当前没有办理中的诉求，直接发送内容即可反映新问题。"
+    resident.text("楼道灯坏了")
+    code = _case(rt).code
+    forwards = len(gateway.to(WORKER_A))
+    resident.text("进度")
+    assert resident.last() == (
+        f"您的诉求：#{code} 待签收（翁山一网格服务团队，11-25 10:00起）。如需补充，直接回复内容。"
+    )
+    a.text(f"{code} 收到")
+    resident.text("STATUS")
+    assert f"#{code} 处理中（翁山一网格服务团队" in resident.last()
+    assert len(gateway.to(WORKER_A)) == forwards + 1  # the claim's confirmation only
+    case = _case(rt)
+    assert "message" not in _events(rt, case.id)  # the question is not added to the case
+    with rt.sessions() as s:
+        assert len(s.scalars(select(Case)).all()) == 1
+
+
 def test_claim_relay_resolve_and_rate(rt, phones, gateway):
     resident, a, b = phones(RESIDENT), phones(WORKER_A), phones(WORKER_B)
     resident.text("楼道灯坏了")
@@ -338,6 +359,7 @@ def test_escalate_to_town_texts_the_town_office(rt, phones, gateway):
     assert case.level == "town" and case.status == "open" and case.claimed_by is None
     assert "需要执法" in town.last() and f"#{code}" in town.last()
     assert "已上报" in a.last()
+    assert phones(RESIDENT).last() == f"您的诉求#{code}已上报解放街道办理。"
     town.text(f"{code} 收到")
     assert _case(rt).claimed_by == TOWN_OFFICE
 
@@ -351,6 +373,7 @@ def test_transfer_moves_the_case_to_another_grid(rt, phones, gateway):
     assert case.grid.code == "DH-02" and case.status == "open"
     assert f"#{code}" in c.last()
     assert "已转至翁山二网格" in a.last()
+    assert phones(RESIDENT).last() == f"您的诉求#{code}已转至翁山二网格服务团队办理。"
     a.text(f"{code} 转 NOPE-9")
     assert "未找到网格" in a.last()
 
