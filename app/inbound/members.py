@@ -115,9 +115,10 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
         answer_duty(ctx, sender)
         return None
 
-    if cmd.action is Action.RELAY and looks_automatic(cmd.arg):
+    if cmd.action is Action.RELAY and cmd.code is None and looks_automatic(cmd.arg):
         # A phone's own auto-reply: relayed to nobody, and not answered (an
-        # answer would start the two phones talking).
+        # answer would start the two phones talking). With a code the member
+        # typed it: "4821 稍后联系您" is an answer to send.
         log.info("%s: an automatic reply, not relayed", mask_phone(sender))
         return None
     if cmd.action is Action.RELAY and is_opt_out(cmd.arg):

@@ -268,6 +268,8 @@ def test_a_phones_auto_reply_is_relayed_to_nobody_and_not_answered(rt, phones, g
         a.text(auto)
     assert len(gateway.sent) == sent
     assert "relayed" not in _events(rt, _case(rt).id)
+    a.text(f"{code} 师傅正在开会，稍后联系您")  # with its code: the member's own words
+    assert resident.last().endswith("师傅正在开会，稍后联系您")
 
 
 def test_a_members_opt_out_stops_no_duty_and_the_town_is_told(rt, phones, gateway):
