@@ -21,15 +21,12 @@ any case left unclaimed at grid level past its deadline (must be 0).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import heapq
 import json
 import random
 import re
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,23 +40,13 @@ from app.models.messages import InboundMessage, OutboundMessage
 from app.runtime import Runtime
 from app.settings import Settings
 from app.worker.loop import run_once
-from bench.servers import postgres
+from bench.servers import scratch_database
 from tests.conftest import Clock
 from tests.factories import make_member, make_region, make_resident
 from tests.helpers import RecordingGateway
 
 CLAIM_HINT = re.compile(r"回复“(\d+) 收到”")
 START = datetime(2026, 9, 14, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Zhoushan
-
-
-@contextlib.contextmanager
-def database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="bench-surge-") as tmp:
-            yield f"sqlite:///{Path(tmp) / 'gridline.db'}"
-        return
-    with postgres() as pg:
-        yield pg.create("surge")
 
 
 def seed(rt: Runtime, *, grids: int, members: int, texts: int) -> dict[str, list[str]]:
@@ -101,7 +88,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
-    with database(args.backend) as url:
+    with scratch_database(args.backend, "surge") as url:
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()

@@ -23,11 +23,8 @@ import collections
 import contextlib
 import cProfile
 import pstats
-import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, update
@@ -39,19 +36,9 @@ from app.models.deadlines import ScheduledStep
 from app.runtime import Runtime
 from app.settings import Settings
 from app.worker.loop import process_one, send_due
-from bench.servers import postgres, resident_phone, seed_city
+from bench.servers import resident_phone, scratch_database, seed_city
 from sms.twilio_gateway import TwilioGateway
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-
-
-@contextlib.contextmanager
-def database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-            yield f"sqlite:///{Path(tmp) / 'gridline.db'}"
-        return
-    with postgres() as pg:
-        yield pg.create("profile")
 
 
 def main() -> None:
@@ -65,7 +52,7 @@ def main() -> None:
     parser.add_argument("--steps", action="store_true", help="profile firing claim deadlines")
     parser.add_argument("--dump", help="write the cProfile stats to this file")
     args = parser.parse_args()
-    with database(args.backend) as url:
+    with scratch_database(args.backend, "profile") as url:
         seed_city(url, residents=args.messages)
         rt = Runtime.build(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
         statements: collections.Counter[str] = collections.Counter()

@@ -121,6 +121,18 @@ def postgres(pg_url: str | None = None, *, durable: bool = True) -> Iterator[Pos
         cluster.stop()
 
 
+@contextmanager
+def scratch_database(backend: str, name: str) -> Iterator[str]:
+    """A fresh database for one bench run: a SQLite file in a temporary
+    directory, or database `name` on a throwaway PostgreSQL cluster."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+            yield f"sqlite:///{Path(tmp) / 'gridline.db'}"
+        return
+    with postgres() as pg:
+        yield pg.create(name)
+
+
 # --- servers -----------------------------------------------------------------
 
 

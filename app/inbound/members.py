@@ -61,8 +61,12 @@ def _target_case(ctx: Ctx, sender: str, cmd: WorkerCommand) -> tuple[Case | None
         # Words without a code reach a resident only on the one case the
         # sender claimed themselves: "在吗" or a patrol note must not be sent
         # to a stranger, nor claim a case by accident.
+        # What reads as a phone's auto-reply (自动回复, 正在开车…) is never relayed
+        # without a code; the member still gets the answer below, so a person
+        # who wrote it is never ignored (the loop guards keep an auto-responder
+        # to one answer). With a code the member typed it: it is relayed.
         claimed = [c for c in mine if c.status == "claimed" and c.claimed_by == sender]
-        if len(claimed) == 1:
+        if len(claimed) == 1 and not looks_automatic(cmd.arg):
             return claimed[0], cmd
         codes = " ".join(f"#{c.code}" for c in mine[:8])
         _reply(ctx, sender, "which_case", code=mine[0].code, codes=codes)
@@ -115,12 +119,6 @@ def handle_worker(ctx: Ctx, sender: str, body: str) -> Case | None:
         answer_duty(ctx, sender)
         return None
 
-    if cmd.action is Action.RELAY and cmd.code is None and looks_automatic(cmd.arg):
-        # A phone's own auto-reply: relayed to nobody, and not answered (an
-        # answer would start the two phones talking). With a code the member
-        # typed it: "4821 稍后联系您" is an answer to send.
-        log.info("%s: an automatic reply, not relayed", mask_phone(sender))
-        return None
     if cmd.action is Action.RELAY and is_opt_out(cmd.arg):
         _member_opt_out(ctx, sender, cmd.arg)
         return None

@@ -254,19 +254,17 @@ def test_words_without_a_code_never_reach_a_resident_nor_claim_a_case(rt, phones
     assert "claimed" not in _events(rt, case.id) and "relayed" not in _events(rt, case.id)
 
 
-def test_a_phones_auto_reply_is_relayed_to_nobody_and_not_answered(rt, phones, gateway):
+def test_a_phones_auto_reply_is_relayed_to_nobody(rt, phones, gateway):
     resident, a = phones(RESIDENT), phones(WORKER_A)
     resident.text("楼道灯坏了")
     code = _case(rt).code
-    a.text(f"{code} 收到")
-    sent = len(gateway.sent)
-    for auto in (
-        "【自动回复】我正在开车，稍后联系您",
-        "Auto-reply: I'm driving",
-        "正在开会，稍后回复",
-    ):
+    a.text(f"{code} 收到")  # one case claimed: plain words would be relayed
+    before = len(gateway.to(RESIDENT))
+    autos = ("【自动回复】我正在开车，稍后联系您", "Auto-reply: I'm driving", "正在开会，稍后回复")
+    for auto in autos:
         a.text(auto)
-    assert len(gateway.sent) == sent
+        assert "未转给居民" in a.last() and f"“{code} 内容”" in a.last()  # told, not ignored
+    assert len(gateway.to(RESIDENT)) == before
     assert "relayed" not in _events(rt, _case(rt).id)
     a.text(f"{code} 师傅正在开会，稍后联系您")  # with its code: the member's own words
     assert resident.last().endswith("师傅正在开会，稍后联系您")

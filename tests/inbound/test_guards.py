@@ -271,8 +271,9 @@ def test_two_auto_responders_do_not_talk_through_the_hotline(
         {RESIDENT: "我不在家，有事请留言", WORKER_A: "我在开车，稍后回复"},
         opener=(RESIDENT, "我不在家，有事请留言"),
     )
-    assert templates_to(rt, WORKER_A) == ["forward"]
-    # The worker's auto-reply reads as one: relayed to nobody, so no loop starts.
+    # The worker's auto-reply reads as one: relayed to nobody; it gets one
+    # answer (which case?), and its repeats none (the loop guards, by content).
+    assert templates_to(rt, WORKER_A) == ["forward", "which_case"]
     resident = templates_to(rt, RESIDENT)
     assert resident.count("relay_resident") == 0
     assert len(resident) <= 2
